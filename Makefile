@@ -1,0 +1,43 @@
+# Two commands matter: `make run` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+
+.PHONY: run test demo bench bench-extraction lint clean venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TSTAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ingest run
+
+demo: $(STAMP)
+	$(BIN)/ingest demo
+
+test: $(TSTAMP)
+	$(BIN)/python -m pytest
+
+lint: $(TSTAMP)
+	$(BIN)/ruff check .
+
+bench: $(TSTAMP)
+	$(BIN)/python bench/throughput.py --quick
+
+bench-extraction: $(TSTAMP)
+	$(BIN)/python bench/extraction.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,105 @@
+"""Typed settings, read once at start-up from defaults plus `INGEST_<NAME>` environment variables.
+
+`load_settings(environ)` is the only place that reads the environment; tests pass a dict.
+A bad value fails fast with the variable's name in the message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "INGEST_"
+CONFIG_DIR = Path(__file__).resolve().parent
+PROJECT_VERSION = "0.1.0"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Without REDIS_URL, `ingest run` starts a private redis-server on this port (data under var/).
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    feeds_file: Path = CONFIG_DIR / "feeds.yaml"
+    var_dir: Path = Path("var")
+    key_prefix: str = "ingest:"
+    stream: str = "articles"
+    stream_maxlen: int = Field(1_000_000, ge=1000)
+    failures_maxlen: int = Field(100_000, ge=100)
+
+    tick_seconds: float = Field(5.0, gt=0)
+    default_interval: int = Field(300, ge=1)
+    max_interval: int = Field(6 * 3600, ge=1)
+    seen_ttl_days: float = Field(30.0, gt=0)
+
+    allow_private_networks: bool = False
+    user_agent: str = f"news-ingest/{PROJECT_VERSION} (+https://github.com/news-ingest/news-ingest)"
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(20.0, gt=0)
+    total_timeout: float = Field(60.0, gt=0)
+    max_redirects: int = Field(5, ge=0)
+    max_page_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    max_feed_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+
+    fetch_concurrency: int = Field(32, ge=1)
+    extract_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    max_attempts: int = Field(5, ge=1)
+    retry_base_delay: float = Field(10.0, gt=0)
+    retry_max_delay: float = Field(120.0, gt=0)
+    # A task not acked within this many seconds is re-delivered by the broker (Redis visibility timeout).
+    redelivery_timeout: int = Field(300, ge=10)
+
+    log_level: str = "INFO"
+    log_format: str = Field("text", pattern="^(text|json)$")
+
+    @model_validator(mode="after")
+    def _retries_inside_visibility(self) -> Settings:
+        # A retried task waits in the worker unacked; past the visibility timeout Redis would hand it out twice.
+        if self.retry_max_delay >= self.redelivery_timeout / 2:
+            raise ValueError(
+                f"retry_max_delay ({self.retry_max_delay}) must stay below half of redelivery_timeout "
+                f"({self.redelivery_timeout})"
+            )
+        return self
+
+    @property
+    def seen_ttl_seconds(self) -> int:
+        return int(self.seen_ttl_days * 86400)
+
+    def key(self, *parts: str) -> str:
+        return self.key_prefix + ":".join(parts)
+
+
+def _env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from `environ` (default: os.environ) and keyword overrides (which win)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        var = _env_name(name)
+        if var in env:
+            values[name] = env[var]
+    if "redis_url" not in values and env.get("REDIS_URL"):
+        values["redis_url"] = env["REDIS_URL"]
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            if not err["loc"]:
+                problems.append(err["msg"])
+                continue
+            field = str(err["loc"][0])
+            var = _env_name(field) if field in Settings.model_fields else field
+            problems.append(f"{var}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

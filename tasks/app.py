@@ -1,0 +1,84 @@
+"""All Celery wiring in one place: the app, its configuration, queues, the beat schedule, and signals.
+
+Task names are explicit and stable (`news.*`) because queued messages outlive refactors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_shutdown, worker_shutdown
+
+from config import Settings, load_settings
+from tasks.runtime import Runtime
+
+# Queues are Redis keys in the broker's database: namespaced so they never collide with the stream.
+FEEDS_QUEUE = "news.feeds"
+ARTICLES_QUEUE = "news.articles"
+QUEUES = (FEEDS_QUEUE, ARTICLES_QUEUE)
+TASK_ROUTES = {
+    "news.schedule_due_feeds": {"queue": FEEDS_QUEUE},
+    "news.poll_feed": {"queue": FEEDS_QUEUE},
+    "news.ingest_article": {"queue": ARTICLES_QUEUE},
+}
+
+app = Celery("news", include=["tasks.poll", "tasks.ingest"])
+_runtime: Runtime | None = None
+log = logging.getLogger(__name__)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        # Unacked tasks come back after this long if their worker died (late acks below).
+        "broker_transport_options": {"visibility_timeout": settings.redelivery_timeout},
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": ARTICLES_QUEUE,
+        "task_routes": TASK_ROUTES,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "beat_schedule": {
+            "schedule-due-feeds": {
+                "task": "news.schedule_due_feeds",
+                "schedule": settings.tick_seconds,
+                "options": {"expires": max(settings.tick_seconds * 2, 5.0)},
+            }
+        },
+    }
+
+
+def configure(settings: Settings) -> Runtime:
+    """Point the app and the per-process runtime at `settings` (called at import, and by tests)."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+    app.conf.update(celery_config(settings))
+    _runtime = Runtime(settings)
+    return _runtime
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        return configure(load_settings())
+    return _runtime
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    if _runtime is not None:
+        _runtime.close()
+
+
+configure(load_settings())

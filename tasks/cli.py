@@ -1,0 +1,318 @@
+"""The `ingest` command: run the pipeline, extract one page, read the stream, inspect and manage feeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from config import Settings, SettingsError, SourcesError, load_settings, load_sources
+
+
+def _settings(config: str | None = None, **overrides: Any) -> Settings:
+    if config:
+        overrides["feeds_file"] = Path(config)
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from tasks.app import configure
+
+    return configure(settings)
+
+
+def _seed_feeds(settings: Settings) -> int:
+    rt = _runtime(settings)
+    try:
+        sources = load_sources(settings.feeds_file)
+    except SourcesError as exc:
+        raise click.ClickException(str(exc)) from None
+    for feed in sources.feeds:
+        rt.registry.add(feed.url, feed.section, feed.interval or settings.default_interval)
+    return len(sources.feeds)
+
+
+@click.group()
+def main() -> None:
+    """News ingestion: section feeds in, clean articles out on a Redis stream."""
+
+
+@main.command()
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), help="Feeds file (default config/feeds.yaml).")
+def run(config: str | None) -> None:
+    """Scheduler and workers in the foreground until Ctrl-C (starts a private Redis if REDIS_URL is unset)."""
+    from tasks.stack import PrivateRedis, Stack, StackError, redis_answers
+
+    settings = _settings(config)
+    env = dict(os.environ)
+    if config:
+        env["INGEST_FEEDS_FILE"] = str(Path(config).resolve())
+    private = None
+    if not (os.environ.get("REDIS_URL") or os.environ.get("INGEST_REDIS_URL")):
+        port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+        if not redis_answers(settings.redis_url):
+            try:
+                private = PrivateRedis(settings.var_dir / "redis", port).start()
+            except StackError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"started private redis-server on {private.url} (data in {settings.var_dir / 'redis'})")
+        env["REDIS_URL"] = settings.redis_url
+    elif not redis_answers(settings.redis_url):
+        raise click.ClickException(f"Redis does not answer at {settings.redis_url}")
+    stack = Stack(env).start()
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        stack.signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        while not stack.any_exited():
+            time.sleep(0.5)
+        if not stopping:
+            click.echo("a pipeline process exited; stopping the others", err=True)
+            stack.signal(signal.SIGTERM)
+        code = stack.wait()
+    finally:
+        if private is not None:
+            private.stop()
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+def scheduler(config: str | None) -> None:
+    """Celery beat: seeds feeds from the config, then enqueues due feeds every tick."""
+    settings = _settings(config)
+    n = _seed_feeds(settings)
+    click.echo(f"scheduler: {n} feeds from {settings.feeds_file}")
+    from tasks.app import app
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", settings.log_level,
+               "--schedule", str(settings.var_dir / f"beat-{socket.gethostname()}.db")])
+
+
+@main.command()
+@click.option("--concurrency", type=int, help="Fetch threads (default INGEST_FETCH_CONCURRENCY).")
+@click.option("--queues", default=None, help="Comma-separated queues (default: all of them).")
+@click.option("--name", default=None, help="Worker node name (default news@<host>).")
+def worker(concurrency: int | None, queues: str, name: str | None) -> None:
+    """Celery worker: I/O tasks on threads, extraction in a local pool of processes."""
+    settings = _settings()
+    _runtime(settings)
+    from tasks.app import QUEUES, app
+
+    queues = queues or ",".join(QUEUES)
+    app.worker_main([
+        "worker", "--pool", "threads", "--concurrency", str(concurrency or settings.fetch_concurrency),
+        "--queues", queues, "--loglevel", settings.log_level, "--hostname", name or "news@%h",
+        "--without-gossip", "--without-mingle",
+    ])
+
+
+@main.command()
+@click.option("--url", "page_url", help="The page's address, when the input is a file.")
+@click.argument("inputs", nargs=-1, required=True)
+def extract(page_url: str | None, inputs: tuple[str, ...]) -> None:
+    """Extract articles from files or URLs without Redis; one JSON article per line."""
+    from worker.article import Origin, build_article
+    from worker.charset import decode_html
+    from worker.errors import IngestError
+    from worker.extract import extract_article
+    from worker.fetch import FetchLimits, fetch_page, make_client
+    from worker.urls import canonical_url
+
+    settings = _settings()
+    failed = 0
+    client = None
+    for item in inputs:
+        try:
+            if item.startswith(("http://", "https://")):
+                client = client or make_client(settings.user_agent, settings.connect_timeout, settings.read_timeout)
+                limits = FetchLimits(settings.max_page_bytes, settings.allow_private_networks,
+                                     settings.max_redirects, settings.total_timeout)
+                resp = fetch_page(client, item, limits)
+                body, ctype, url = resp.body, resp.headers.get("content-type"), canonical_url(item)
+            else:
+                body, ctype = Path(item).read_bytes(), None
+                url = canonical_url(page_url) if page_url else Path(item).resolve().as_uri()
+            page = extract_article(decode_html(body, ctype), url)
+            article = build_article(url, page, Origin(), fetched_at=datetime.now(UTC))
+            click.echo(article.to_json())
+        except (IngestError, OSError) as exc:
+            failed += 1
+            click.echo(json.dumps({"input": item, "error": str(exc)}, ensure_ascii=False), err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--group", required=True, help="Consumer group name.")
+@click.option("--consumer", default=None, help="Consumer name within the group (default: host-pid).")
+@click.option("--from-start", is_flag=True, help="A new group starts at the beginning of the stream.")
+@click.option("--max", "max_count", type=int, default=None, help="Stop after N articles.")
+@click.option("--timeout", type=float, default=None, help="Stop after SECONDS without a new article.")
+def consume(group: str, consumer: str | None, from_start: bool, max_count: int | None, timeout: float | None) -> None:
+    """Read articles through a consumer group; print one JSON article per line, ack after printing."""
+    from worker.consumer import subscribe
+
+    settings = _settings()
+    rt = _runtime(settings)
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    count = 0
+    for msg in subscribe(rt.redis, settings.stream, group, name, from_start=from_start, idle_timeout=timeout):
+        click.echo(msg.article.to_json())
+        msg.ack()
+        count += 1
+        if max_count is not None and count >= max_count:
+            break
+
+
+@main.command()
+@click.option("--max", "max_count", type=int, default=100, show_default=True)
+def failures(max_count: int) -> None:
+    """Recorded failures, most recent first, as JSON lines."""
+    from worker.failures import failure_json, list_failures
+
+    settings = _settings()
+    for row in list_failures(_runtime(settings).redis, settings.key_prefix, max_count):
+        click.echo(failure_json(row))
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else "-"
+
+
+def status_report(settings: Settings) -> dict[str, Any]:
+    rt = _runtime(settings)
+    feeds = sorted(rt.registry.all(), key=lambda f: (f.health != "failing", f.url))
+    groups = []
+    if rt.redis.exists(settings.stream):
+        for g in rt.redis.xinfo_groups(settings.stream):
+            groups.append({"name": g["name"], "pending": g["pending"], "lag": g.get("lag"),
+                           "consumers": g["consumers"], "last_delivered": g["last-delivered-id"]})
+    return {
+        "stream": {"name": settings.stream, "length": rt.redis.xlen(settings.stream), "groups": groups},
+        "feeds": [{
+            "url": f.url, "section": f.section, "status": f.status, "health": f.health,
+            "last_poll": _when(f.last_poll), "last_result": f.last_result, "next_poll": _when(f.next_poll),
+            "articles_found": f.articles_found, "consecutive_errors": f.consecutive_errors,
+            "last_error": f.last_error,
+        } for f in feeds],
+    }
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Feeds (failing first), stream length, consumer groups and their pending counts."""
+    report = status_report(_settings())
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    s = report["stream"]
+    click.echo(f"stream {s['name']}: {s['length']} entries")
+    for g in s["groups"]:
+        click.echo(f"  group {g['name']}: pending={g['pending']} lag={g['lag']} consumers={g['consumers']}")
+    click.echo(f"{len(report['feeds'])} feeds")
+    click.echo(f"  {'HEALTH':8} {'LAST POLL':25} {'RESULT':14} {'NEXT POLL':25} {'FOUND':>5} {'ERR':>3}  URL")
+    for f in report["feeds"]:
+        click.echo(f"  {f['health'].upper() if f['health'] == 'failing' else f['health']:8} {f['last_poll']:25} "
+                   f"{(f['last_result'] or '-'):14} {f['next_poll']:25} {f['articles_found']:>5} "
+                   f"{f['consecutive_errors']:>3}  {f['url']}")
+
+
+@main.group()
+def feeds() -> None:
+    """Manage feeds at runtime (no restart needed)."""
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def feeds_list(as_json: bool) -> None:
+    report = status_report(_settings())
+    for f in report["feeds"]:
+        if as_json:
+            click.echo(json.dumps(f, ensure_ascii=False))
+        else:
+            click.echo(f"{f['status']:7} {f['url']}  section={f['section'] or '-'}")
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--section", default=None)
+@click.option("--interval", type=click.IntRange(min=1), default=None, help="Seconds between polls.")
+def feeds_add(url: str, section: str | None, interval: int | None) -> None:
+    from worker.errors import PermanentError
+
+    settings = _settings()
+    try:
+        fid = _runtime(settings).registry.add(url, section, interval or settings.default_interval)
+    except PermanentError as exc:
+        raise click.ClickException(f"not a feed URL: {exc}") from None
+    click.echo(f"added {fid} {url}")
+
+
+def _feed_or_fail(settings: Settings, url: str):  # type: ignore[no-untyped-def]
+    from worker.errors import PermanentError
+
+    rt = _runtime(settings)
+    try:
+        state = rt.registry.find(url)
+    except PermanentError:
+        state = None
+    if state is None:
+        raise click.ClickException(f"no such feed: {url}")
+    return rt, state
+
+
+@feeds.command("remove")
+@click.argument("url")
+def feeds_remove(url: str) -> None:
+    rt, state = _feed_or_fail(_settings(), url)
+    rt.registry.remove(state.fid)
+    click.echo(f"removed {state.url}")
+
+
+@feeds.command("pause")
+@click.argument("url")
+def feeds_pause(url: str) -> None:
+    rt, state = _feed_or_fail(_settings(), url)
+    rt.registry.set_status(state.fid, "paused")
+    click.echo(f"paused {state.url}")
+
+
+@feeds.command("resume")
+@click.argument("url")
+def feeds_resume(url: str) -> None:
+    rt, state = _feed_or_fail(_settings(), url)
+    rt.registry.set_status(state.fid, "active")
+    click.echo(f"resumed {state.url}")
+
+
+@main.command()
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Give up after this many seconds.")
+def demo(timeout: float) -> None:
+    """Ingest a bundled Vietnamese news site served on 127.0.0.1, print the articles, and stop."""
+    from demo.run import run_demo
+
+    sys.exit(run_demo(timeout=timeout))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Per-process clients and settings the tasks use: Redis, the HTTP client, the feed registry, and the
+local pool of extraction processes (trafilatura is CPU-bound and not thread-safe, so it runs in processes
+while fetch tasks run on threads; pages never travel through the broker).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+
+from config import Settings, Sources, load_sources
+from worker.article import Origin
+from worker.errors import TemporaryError
+from worker.extract import extract_article
+from worker.fetch import FetchLimits, make_client
+from worker.models import Extracted
+from worker.registry import Registry
+
+EXTRACTIONS_PER_PROCESS = 500  # recycle extraction processes to bound their memory
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _pool: Executor | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @cached_property
+    def sources(self) -> Sources:
+        return load_sources(self.settings.feeds_file)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.settings.redis_url, decode_responses=True, health_check_interval=30,
+            socket_timeout=30, socket_connect_timeout=10, retry_on_timeout=True,
+        )
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        s = self.settings
+        return make_client(s.user_agent, s.connect_timeout, s.read_timeout, pool_size=s.fetch_concurrency * 2)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.redis, self.settings.key_prefix)
+
+    def limits(self, max_bytes: int) -> FetchLimits:
+        s = self.settings
+        return FetchLimits(max_bytes, s.allow_private_networks, s.max_redirects, s.total_timeout)
+
+    def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None = None) -> Origin:
+        found = self.sources.site_for(urlsplit(url).hostname or "")
+        site = found[1] if found else None
+        return Origin(
+            feed_url=feed_url, section=section, feed_title=feed_title,
+            site_name=site.name if site else None, timezone=site.timezone if site else "UTC",
+            language=site.language if site else None,
+        )
+
+    def extract(self, html: str, url: str) -> Extracted:
+        """Run extraction in the process pool (inline when `extract_processes` is 0)."""
+        if self.settings.extract_processes == 0:
+            return extract_article(html, url)
+        pool = self._get_pool()
+        try:
+            return pool.submit(extract_article, html, url).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            raise TemporaryError("extractor_crashed", "an extraction process died") from None
+
+    def _get_pool(self) -> Executor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.settings.extract_processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    max_tasks_per_child=EXTRACTIONS_PER_PROCESS,
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=False)
+                self._pool = None

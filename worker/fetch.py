@@ -1,0 +1,141 @@
+"""HTTP fetching within limits: the only module that knows the HTTP library (httpx).
+
+Redirects are followed by hand so every hop passes the address guard; the address actually connected to is
+checked too (DNS rebinding). Bodies are read while streaming and stop at the size cap, which counts
+decompressed bytes (compression bombs stop there). Failures map onto the error tree in `worker.errors`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from urllib.parse import urljoin
+
+import httpx
+
+from worker.errors import PermanentError, TemporaryError
+from worker.models import Response
+from worker.netguard import check_address, check_url
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    max_bytes: int
+    allow_private: bool
+    max_redirects: int = 5
+    total_timeout: float = 60.0
+
+
+def make_client(user_agent: str, connect_timeout: float, read_timeout: float, pool_size: int = 64) -> httpx.Client:
+    """A thread-safe client: no cookies kept (nothing leaks across hosts), TLS always verified."""
+    return httpx.Client(
+        headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        follow_redirects=False,
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        verify=True,
+    )
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _is_html(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in HTML_TYPES
+
+
+def fetch(
+    client: httpx.Client,
+    url: str,
+    limits: FetchLimits,
+    *,
+    headers: dict[str, str] | None = None,
+    html_only: bool = False,
+) -> Response:
+    """GET `url`; a 2xx or 304 is returned, anything else raises an `IngestError`."""
+    deadline = time.monotonic() + limits.total_timeout
+    permanent = True
+    for _hop in range(limits.max_redirects + 1):
+        check_url(url, limits.allow_private)
+        try:
+            with client.stream("GET", url, headers=headers) as resp:
+                stream = resp.extensions.get("network_stream")
+                peer = stream.get_extra_info("server_addr") if stream is not None else None
+                if peer:
+                    check_address(str(peer[0]), limits.allow_private)
+                status = resp.status_code
+                if status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
+                    permanent = permanent and status in (301, 308)
+                    url = urljoin(url, resp.headers["location"])
+                    continue
+                _raise_for_status(status, resp.headers)
+                if status == 304:
+                    return Response(url, status, dict(resp.headers), b"", permanent and _hop > 0)
+                if html_only and not _is_html(resp.headers.get("content-type", "text/html")):
+                    raise PermanentError("not_html", resp.headers.get("content-type", ""))
+                body = _read_capped(resp, limits.max_bytes, deadline)
+                return Response(str(resp.url), status, dict(resp.headers), body, permanent and _hop > 0)
+        except httpx.TimeoutException as exc:
+            raise TemporaryError("timeout", f"{type(exc).__name__} for {url[:200]}") from None
+        except httpx.InvalidURL as exc:
+            raise PermanentError("bad_url", str(exc)) from None
+        except httpx.DecodingError as exc:
+            raise PermanentError("bad_encoding", str(exc)[:200]) from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise TemporaryError("connection", f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    raise PermanentError("too_many_redirects", f"more than {limits.max_redirects} redirects")
+
+
+def _raise_for_status(status: int, headers: httpx.Headers) -> None:
+    if status == 429 or status >= 500:
+        raise TemporaryError(f"http_{status}", retry_after=parse_retry_after(headers.get("retry-after")))
+    if status >= 400 or (status >= 300 and status != 304):
+        raise PermanentError(f"http_{status}")
+
+
+def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes and not resp.headers.get("content-encoding"):
+        raise PermanentError("too_large", f"Content-Length {declared} > {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PermanentError("too_large", f"body over {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise TemporaryError("timeout", "total deadline exceeded while reading")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def fetch_page(client: httpx.Client, url: str, limits: FetchLimits) -> Response:
+    return fetch(client, url, limits, headers={"Accept": PAGE_ACCEPT}, html_only=True)
+
+
+def fetch_feed(
+    client: httpx.Client, url: str, limits: FetchLimits, etag: str | None = None, last_modified: str | None = None
+) -> Response:
+    headers = {"Accept": FEED_ACCEPT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return fetch(client, url, limits, headers=headers)

@@ -1,0 +1,46 @@
+"""The SSRF guard: which addresses and URLs the fetcher may connect to.
+
+Loopback, private, link-local, carrier-grade NAT, multicast and reserved ranges (IPv4 and IPv6, including
+IPv4-mapped IPv6) are refused unless private networks are allowed (tests and the local demo).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from worker.errors import PermanentError, TemporaryError
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def is_public_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
+        return False
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+
+
+def check_url(url: str, allow_private: bool) -> None:
+    """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to a non-public address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PermanentError("bad_url", f"only http(s) URLs are fetched: {url[:200]!r}")
+    if allow_private:
+        return
+    if parts.port not in (None, 80, 443):
+        raise PermanentError("blocked_port", f"non-default port {parts.port}")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TemporaryError("dns", f"{parts.hostname}: {exc}") from None
+    for info in infos:
+        check_address(str(info[4][0]), allow_private)
+
+
+def check_address(address: str, allow_private: bool) -> None:
+    if not allow_private and not is_public_address(address):
+        raise PermanentError("blocked_address", f"refusing to fetch from non-public address {address}")
