@@ -2,7 +2,7 @@
 
 `subscribe()` yields `Message`s whose `.article` is the validated model; call `.ack()` once handled.
 The group is created if missing (from the start of the stream or from now). Messages left pending by a
-dead consumer are reclaimed after `claim_idle_ms` (XAUTOCLAIM).
+dead consumer are reclaimed after `claim_idle_ms`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,20 @@ def _message(client: redis.Redis, stream: str, group: str, entry_id: str, fields
                    client, stream, group)
 
 
+def _claim_from_others(
+    client: redis.Redis, stream: str, group: str, consumer: str, idle_ms: int, count: int
+) -> list[tuple[str, dict[str, str]]]:
+    """Take over messages other consumers left unacked for `idle_ms` (they are presumed dead).
+
+    XPENDING + XCLAIM rather than XAUTOCLAIM, so a consumer never re-takes its own in-flight messages.
+    """
+    pending = client.xpending_range(stream, group, min="-", max="+", count=count, idle=idle_ms)
+    ids = [p["message_id"] for p in pending if p["consumer"] != consumer]
+    if not ids:
+        return []
+    return [e for e in client.xclaim(stream, group, consumer, idle_ms, ids) if e and e[1] is not None]
+
+
 def subscribe(
     client: redis.Redis,
     stream: str,
@@ -68,7 +82,7 @@ def subscribe(
             entries = resp[0][1] if resp else []
             pending_cursor = entries[-1][0] if entries else None
         else:
-            _next, entries, _deleted = client.xautoclaim(stream, group, consumer, claim_idle_ms, "0-0", count=batch)
+            entries = _claim_from_others(client, stream, group, consumer, claim_idle_ms, batch)
             if not entries:
                 resp = client.xreadgroup(group, consumer, {stream: ">"}, count=batch, block=block_ms)
                 entries = resp[0][1] if resp else []
