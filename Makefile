@@ -28,6 +28,7 @@ demo: $(STAMP)
 	$(BIN)/ingest demo
 
 test: $(TSTAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: $(TSTAMP)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 ENV_PREFIX = "INGEST_"
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -24,8 +24,10 @@ class SettingsError(ValueError):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Without REDIS_URL, `ingest run` starts a private redis-server on this port (data under var/).
-    redis_url: str = "redis://127.0.0.1:6390/0"
+    # Without REDIS_URL (or INGEST_REDIS_URL), `ingest run` starts a private redis-server on
+    # 127.0.0.1:<private_redis_port> with its data under <var_dir>/redis, and every command uses it.
+    redis_url: str = ""
+    private_redis_port: int = Field(6390, ge=1, le=65535)
     feeds_file: Path = CONFIG_DIR / "feeds.yaml"
     var_dir: Path = Path("var")
     key_prefix: str = "ingest:"
@@ -39,6 +41,8 @@ class Settings(BaseModel):
     seen_ttl_days: float = Field(30.0, gt=0)
 
     allow_private_networks: bool = False
+    # Hosts fetched even when they resolve to private addresses (comma-separated), e.g. an intranet feed.
+    allow_hosts: str = ""
     user_agent: str = f"news-ingest/{PROJECT_VERSION} (+https://github.com/news-ingest/news-ingest)"
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(20.0, gt=0)
@@ -55,6 +59,8 @@ class Settings(BaseModel):
     # A task not acked within this many seconds is re-delivered by the broker (Redis visibility timeout).
     redelivery_timeout: int = Field(300, ge=10)
 
+    _private_redis: bool = PrivateAttr(False)
+
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
 
@@ -67,6 +73,15 @@ class Settings(BaseModel):
                 f"({self.redelivery_timeout})"
             )
         return self
+
+    @property
+    def uses_private_redis(self) -> bool:
+        """True when no Redis URL was configured, so `ingest run` owns a private redis-server."""
+        return self._private_redis
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.allow_hosts.split(",") if h.strip())
 
     @property
     def seen_ttl_seconds(self) -> int:
@@ -91,8 +106,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if "redis_url" not in values and env.get("REDIS_URL"):
         values["redis_url"] = env["REDIS_URL"]
     values.update(overrides)
+    private = not values.get("redis_url")
     try:
-        return Settings(**values)
+        settings = Settings(**values)
+        if private:
+            settings = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{settings.private_redis_port}/0"})
+            settings._private_redis = True
+        return settings
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -59,38 +59,40 @@ def run(config: str | None) -> None:
     if config:
         env["INGEST_FEEDS_FILE"] = str(Path(config).resolve())
     private = None
-    if not (os.environ.get("REDIS_URL") or os.environ.get("INGEST_REDIS_URL")):
-        port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+    if settings.uses_private_redis:
         if not redis_answers(settings.redis_url):
             try:
-                private = PrivateRedis(settings.var_dir / "redis", port).start()
+                private = PrivateRedis(settings.var_dir / "redis", settings.private_redis_port).start()
             except StackError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"started private redis-server on {private.url} (data in {settings.var_dir / 'redis'})")
         env["REDIS_URL"] = settings.redis_url
     elif not redis_answers(settings.redis_url):
         raise click.ClickException(f"Redis does not answer at {settings.redis_url}")
-    stack = Stack(env).start()
     stopping = False
 
-    def forward(signum: int, _frame: Any) -> None:
+    def forward(_signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
-        stack.signal(signum)
+        # SIGTERM is a warm shutdown for Celery, and ends a child that is still starting up cleanly.
+        stack.signal(signal.SIGTERM)
 
+    stack = Stack(env)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     try:
+        stack.start()
         while not stack.any_exited():
             time.sleep(0.5)
         if not stopping:
             click.echo("a pipeline process exited; stopping the others", err=True)
             stack.signal(signal.SIGTERM)
-        code = stack.wait()
+        codes = stack.wait_all()
+        code = 0 if stopping and all(c in (0, -signal.SIGTERM) for c in codes) else next((c for c in codes if c), 1)
     finally:
         if private is not None:
             private.stop()
-    sys.exit(code)
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 @main.command()

@@ -8,7 +8,8 @@ import time
 from tasks.app import app, runtime
 from tasks.ingest import ingest_article
 from worker.failures import record_failure
-from worker.polling import next_poll_delay, poll_feed as poll
+from worker.polling import next_poll_delay
+from worker.polling import poll_feed as poll
 from worker.registry import ACTIVE
 from worker.seen import mark_seen, unseen
 from worker.urls import article_id

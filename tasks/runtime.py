@@ -55,7 +55,7 @@ class Runtime:
 
     def limits(self, max_bytes: int) -> FetchLimits:
         s = self.settings
-        return FetchLimits(max_bytes, s.allow_private_networks, s.max_redirects, s.total_timeout)
+        return FetchLimits(max_bytes, s.allow_private_networks, s.max_redirects, s.total_timeout, s.allowed_hosts)
 
     def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None = None) -> Origin:
         found = self.sources.site_for(urlsplit(url).hostname or "")

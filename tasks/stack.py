@@ -113,14 +113,18 @@ class Stack:
                 except ProcessLookupError:
                     pass
 
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for every process; the first non-zero exit code wins."""
+    def wait_all(self, timeout: float | None = None) -> list[int]:
+        """Wait for every process; their exit codes (negative: killed by that signal)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         codes = []
         for p in self.procs:
             left = None if deadline is None else max(0.1, deadline - time.monotonic())
             codes.append(p.wait(left))
-        return next((c for c in codes if c), 0)
+        return codes
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for every process; the first non-zero exit code wins."""
+        return next((c for c in self.wait_all(timeout) if c), 0)
 
     def any_exited(self) -> bool:
         return any(p.poll() is not None for p in self.procs)

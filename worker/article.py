@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from worker.errors import NotAnArticle
 from worker.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION
-from worker.models import Article, ExtractorV1, Extracted, FeedEntry, ImageV1, SiteV1
+from worker.models import Article, Extracted, ExtractorV1, FeedEntry, ImageV1, SiteV1
 from worker.urls import article_id, site_domain
 
 

@@ -137,6 +137,20 @@ def _clean_title(title: str | None, root: lxml_html.HtmlElement) -> str | None:
     return title
 
 
+_CONTAINERS = ("div", "section", "main", "article", "body")
+
+
+def _leaf_blocks(el: etree._Element) -> list[etree._Element]:
+    """Block elements in document order, looking through the containers trafilatura sometimes keeps."""
+    out: list[etree._Element] = []
+    for child in el:
+        if child.tag in _CONTAINERS:
+            out.extend(_leaf_blocks(child))
+        else:
+            out.append(child)
+    return out
+
+
 def _render(body: etree._Element, captions: dict[str, str]) -> tuple[str, list[Image]]:
     """Plain text (blocks separated by blank lines) and images from trafilatura's XML body."""
     blocks: list[str] = []
@@ -147,7 +161,7 @@ def _render(body: etree._Element, captions: dict[str, str]) -> tuple[str, list[I
         if src and all(i.url != src for i in images):
             images.append(Image(url=src, caption=captions.get(src)))
 
-    for el in body:
+    for el in _leaf_blocks(body):
         tag = el.tag
         if _mostly_links(el):
             # A list of links to other stories, and the short label that introduced it.
@@ -207,14 +221,17 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
     )
     if doc is None or doc.body is None:
         raise NotAnArticle("extraction_empty")
+    title = _clean_title(doc.title, root)
     text, images = _render(doc.body, captions)
+    if title and text.startswith(title):
+        text = text[len(title):].lstrip("\n")
     if len(text) < MIN_TEXT_CHARS:
         raise NotAnArticle("extraction_empty", f"{len(text)} characters of text")
     site_name = boilerplate.norm_text(meta.get("og:site_name") or doc.sitename) or None
     authors = bylines or _authors_from_ld(ld) or _split_authors(doc.author)
     authors = [a for a in authors if site_name is None or a.lower() != site_name.lower()]
     return Extracted(
-        title=_clean_title(doc.title, root),
+        title=title,
         text=text,
         authors=tuple(dict.fromkeys(authors)),
         published_at=published,

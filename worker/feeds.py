@@ -32,7 +32,8 @@ def _clean(text: str | None) -> str | None:
 
 
 def _when(entry: Any, key: str) -> datetime | None:
-    parsed = entry.get(key + "_parsed")
+    # Look in keys() first: feedparser warns when a missing `updated_parsed` is read through its alias.
+    parsed = entry.get(key + "_parsed") if key + "_parsed" in entry.keys() else None
     if not parsed:
         return None
     try:
@@ -92,6 +93,8 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
             continue
         seen.add(entry.url)
         entries.append(entry)
+    if not entries and problem:
+        raise PermanentError("feed_malformed", problem)
     feed = parsed.get("feed", {})
     ttl = feed.get("ttl")
     return ParsedFeed(

@@ -30,6 +30,7 @@ class FetchLimits:
     allow_private: bool
     max_redirects: int = 5
     total_timeout: float = 60.0
+    allow_hosts: frozenset[str] = frozenset()  # trusted even on private addresses
 
 
 def make_client(user_agent: str, connect_timeout: float, read_timeout: float, pool_size: int = 64) -> httpx.Client:
@@ -73,13 +74,13 @@ def fetch(
     deadline = time.monotonic() + limits.total_timeout
     permanent = True
     for _hop in range(limits.max_redirects + 1):
-        check_url(url, limits.allow_private)
+        trusted = check_url(url, limits.allow_private, limits.allow_hosts)
         try:
             with client.stream("GET", url, headers=headers) as resp:
                 stream = resp.extensions.get("network_stream")
                 peer = stream.get_extra_info("server_addr") if stream is not None else None
-                if peer:
-                    check_address(str(peer[0]), limits.allow_private)
+                if peer and not trusted:
+                    check_address(str(peer[0]), False)
                 status = resp.status_code
                 if status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
                     permanent = permanent and status in (301, 308)

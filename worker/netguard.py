@@ -24,13 +24,17 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to a non-public address."""
+def check_url(url: str, allow_private: bool, allow_hosts: frozenset[str] = frozenset()) -> bool:
+    """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to a non-public address.
+
+    Returns True when the host is trusted (private networks allowed, or the host is on the allow-list),
+    in which case the connected address needs no check either.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PermanentError("bad_url", f"only http(s) URLs are fetched: {url[:200]!r}")
-    if allow_private:
-        return
+    if allow_private or parts.hostname.lower() in allow_hosts:
+        return True
     if parts.port not in (None, 80, 443):
         raise PermanentError("blocked_port", f"non-default port {parts.port}")
     try:
@@ -39,6 +43,7 @@ def check_url(url: str, allow_private: bool) -> None:
         raise TemporaryError("dns", f"{parts.hostname}: {exc}") from None
     for info in infos:
         check_address(str(info[4][0]), allow_private)
+    return False
 
 
 def check_address(address: str, allow_private: bool) -> None:
