@@ -38,9 +38,21 @@ def _label(text: str) -> str:
     return norm_text(text).lower().strip(" :»>-–—[]|•").strip()
 
 
+def _heading_text(el: lxml_html.HtmlElement) -> str | None:
+    """The element's own short text, if it could be a box label (cheap: no walk over descendants)."""
+    text = el.text
+    if (not text or not text.strip()) and len(el) == 1:
+        text = el[0].text  # <div><b>Tin liên quan</b></div>, <h3><a>Tin khác</a></h3>
+    if not text or len(text) > 60:
+        return None
+    return text
+
+
 def _is_related_heading(el: lxml_html.HtmlElement) -> bool:
-    text = _label(el.text_content())
-    return bool(text) and len(text) <= 40 and text in RELATED_LABELS
+    text = _heading_text(el)
+    if text is None or _label(text) not in RELATED_LABELS:
+        return False
+    return len(norm_text(el.text_content())) <= 40
 
 
 def _link_density(el: lxml_html.HtmlElement) -> float:
@@ -88,8 +100,11 @@ def drop_related_boxes(root: lxml_html.HtmlElement) -> int:
     return dropped
 
 
+_SHORT_LINKS = "//a[string-length(normalize-space(.)) < 40] | //button[string-length(normalize-space(.)) < 40]"
+
+
 def drop_tool_links(root: lxml_html.HtmlElement) -> None:
-    for a in list(root.iter("a", "button")):
+    for a in root.xpath(_SHORT_LINKS):
         if a.getparent() is not None and TOOL_LINKS.match(a.text_content() or ""):
             a.drop_tree()
 

@@ -7,13 +7,11 @@ handled on purpose (no `| ... |` rows, captions attached to their images).
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from datetime import datetime
 from typing import Any
 
-import htmldate
 import py3langid
 import trafilatura
 from lxml import etree
@@ -26,6 +24,7 @@ from worker.models import Extracted, Image
 EXTRACTOR_NAME = "trafilatura"
 EXTRACTOR_VERSION = trafilatura.__version__
 MIN_TEXT_CHARS = 200
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 _HOME_CRUMBS = {"trang chủ", "home", "homepage", "startseite", "accueil", "inicio"}
 _DATE_META = (
     "article:published_time", "og:article:published_time", "datePublished", "pubdate",
@@ -72,17 +71,20 @@ def _parse_date(value: str | None) -> datetime | None:
         return None
 
 
-def _published(root: lxml_html.HtmlElement, meta: dict[str, str], ld: list[dict[str, Any]]) -> datetime | None:
+def _published(meta: dict[str, str], ld: list[dict[str, Any]], found: str | None) -> datetime | None:
+    """An explicit, offset-aware date from meta tags or JSON-LD first; else htmldate's (`found`)."""
     candidates = [meta.get(k) for k in _DATE_META] + [str(i.get("datePublished") or "") for i in ld]
     parsed = [d for d in (_parse_date(c) for c in candidates) if d is not None]
     aware = [d for d in parsed if d.tzinfo is not None]
     if aware:
         return aware[0]
-    found = htmldate.find_date(
-        root, outputformat="%Y-%m-%dT%H:%M:%S%z", original_date=True, extensive_search=True
-    )
-    date = _parse_date(found) if found else None
-    return date or (parsed[0] if parsed else None)
+    return _parse_date(found) or (parsed[0] if parsed else None)
+
+
+def _date_params() -> dict[str, Any]:
+    # htmldate, run once inside trafilatura's metadata pass, asked for a time and offset, not just the day.
+    return {"original_date": True, "extensive_search": True, "outputformat": DATE_FORMAT,
+            "max_date": datetime.now().astimezone().strftime("%Y-%m-%d")}
 
 
 def _section(root: lxml_html.HtmlElement, meta: dict[str, str]) -> str | None:
@@ -108,7 +110,7 @@ def _authors_from_ld(ld: list[dict[str, Any]]) -> list[str]:
 
 
 def _language(text: str, declared: str | None) -> str | None:
-    sample = text[:3000]
+    sample = text[:1500]
     if len(sample) >= 50:
         code, _score = py3langid.classify(sample)
         return str(code)
@@ -125,13 +127,12 @@ def _mostly_links(el: etree._Element) -> bool:
     return len(text) <= 150 and linked / len(text) > 0.8
 
 
-def _clean_title(title: str | None, root: lxml_html.HtmlElement) -> str | None:
+def _clean_title(title: str | None, headings: list[str]) -> str | None:
     """Drop a ' - Section - Site' tail when a page heading gives the bare headline."""
     title = boilerplate.norm_text(title)
     if not title:
         return None
-    for h in root.iter("h1"):
-        head = boilerplate.norm_text(h.text_content())
+    for head in headings:
         if head and title != head and title.startswith(head) and title[len(head):].lstrip()[:1] in "-|–—:":
             return head
     return title
@@ -208,20 +209,22 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
         raise NotAnArticle("unparseable", str(exc)[:200]) from None
     meta = _meta(root)
     ld = _json_ld(root)
-    published = _published(root, meta, ld)
     section = _section(root, meta)
     captions = boilerplate.collect_captions(root, url)
-    work = copy.deepcopy(root)
-    bylines = boilerplate.take_bylines(work)
-    boilerplate.drop_related_boxes(work)
-    boilerplate.drop_tool_links(work)
+    declared_lang = root.get("lang")
+    headings = [boilerplate.norm_text(h.text_content()) for h in root.iter("h1")]
+    # From here on the tree is cleaned in place; trafilatura works on it and may change it too.
+    bylines = boilerplate.take_bylines(root)
+    boilerplate.drop_related_boxes(root)
+    boilerplate.drop_tool_links(root)
     doc = trafilatura.bare_extraction(
-        work, url=url, with_metadata=True, include_comments=False, include_images=True,
+        root, url=url, with_metadata=True, include_comments=False, include_images=True,
         include_tables=True, include_links=True, favor_precision=True, deduplicate=False,
+        date_extraction_params=_date_params(),
     )
     if doc is None or doc.body is None:
         raise NotAnArticle("extraction_empty")
-    title = _clean_title(doc.title, root)
+    title = _clean_title(doc.title, headings)
     text, images = _render(doc.body, captions)
     if title and text.startswith(title):
         text = text[len(title):].lstrip("\n")
@@ -234,10 +237,10 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
         title=title,
         text=text,
         authors=tuple(dict.fromkeys(authors)),
-        published_at=published,
+        published_at=_published(meta, ld, doc.date),
         site_name=site_name,
         section=section,
-        language=_language(text, root.get("lang")),
+        language=_language(text, declared_lang),
         lead=boilerplate.norm_text(meta.get("og:description") or meta.get("description") or doc.description) or None,
         images=tuple(images),
         tags=tuple(dict.fromkeys(_split_tags(doc.tags or []))),
