@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test demo bench bench-extraction lint clean venv
+.PHONY: run test demo bench bench-extraction bench-scheduler lint clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: $(TSTAMP)
 
 bench: $(TSTAMP)
 	$(BIN)/python bench/throughput.py --quick
+
+bench-scheduler: $(TSTAMP)
+	$(BIN)/python bench/scheduler.py
 
 bench-extraction: $(TSTAMP)
 	$(BIN)/python bench/extraction.py

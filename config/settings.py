@@ -37,7 +37,8 @@ class Settings(BaseModel):
 
     tick_seconds: float = Field(5.0, gt=0)
     default_interval: int = Field(300, ge=1)
-    max_interval: int = Field(6 * 3600, ge=1)
+    # Entries older than this many seconds are skipped (0: no limit); a feed may set its own.
+    max_entry_age: int = Field(0, ge=0)
     seen_ttl_days: float = Field(30.0, gt=0)
 
     allow_private_networks: bool = False

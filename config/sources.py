@@ -1,6 +1,7 @@
 """Sources are data: sites and their section feeds, loaded from `config/feeds.yaml` and validated.
 
-The file holds a `feeds:` list (url, optional section / interval / min_interval / max_interval) and an
+The file holds a `feeds:` list (url, optional section / interval / min_interval / max_interval /
+max_entry_age) and an
 optional `sites:` mapping of domain to per-site options (display name, time zone, language).
 """
 
@@ -43,6 +44,7 @@ class FeedConfig(BaseModel):
     interval: int | None = Field(None, ge=1)
     min_interval: int | None = Field(None, ge=1)
     max_interval: int | None = Field(None, ge=1)
+    max_entry_age: int | None = Field(None, ge=1)  # seconds; older entries are skipped
 
     @field_validator("url")
     @classmethod

@@ -39,7 +39,9 @@ def _seed_feeds(settings: Settings) -> int:
     except SourcesError as exc:
         raise click.ClickException(str(exc)) from None
     for feed in sources.feeds:
-        rt.registry.add(feed.url, feed.section, feed.interval or settings.default_interval)
+        rt.registry.add(feed.url, feed.section, feed.interval or settings.default_interval,
+                        min_interval=feed.min_interval, max_interval=feed.max_interval,
+                        max_entry_age=feed.max_entry_age)
     return len(sources.feeds)
 
 
@@ -58,17 +60,7 @@ def run(config: str | None) -> None:
     env = dict(os.environ)
     if config:
         env["INGEST_FEEDS_FILE"] = str(Path(config).resolve())
-    private = None
-    if settings.uses_private_redis:
-        if not redis_answers(settings.redis_url):
-            try:
-                private = PrivateRedis(settings.var_dir / "redis", settings.private_redis_port).start()
-            except StackError as exc:
-                raise click.ClickException(str(exc)) from None
-            click.echo(f"started private redis-server on {private.url} (data in {settings.var_dir / 'redis'})")
-        env["REDIS_URL"] = settings.redis_url
-    elif not redis_answers(settings.redis_url):
-        raise click.ClickException(f"Redis does not answer at {settings.redis_url}")
+    stack = Stack(env)
     stopping = False
 
     def forward(_signum: int, _frame: Any) -> None:
@@ -77,16 +69,28 @@ def run(config: str | None) -> None:
         # SIGTERM is a warm shutdown for Celery, and ends a child that is still starting up cleanly.
         stack.signal(signal.SIGTERM)
 
-    stack = Stack(env)
+    # Handlers first: a Ctrl-C at any point below still stops everything we started.
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    private = None
     try:
-        stack.start()
-        while not stack.any_exited():
-            time.sleep(0.5)
+        if settings.uses_private_redis:
+            if not redis_answers(settings.redis_url):
+                try:
+                    private = PrivateRedis(settings.var_dir / "redis", settings.private_redis_port).start()
+                except StackError as exc:
+                    raise click.ClickException(str(exc)) from None
+                click.echo(f"started private redis-server on {private.url} (data in {settings.var_dir / 'redis'})")
+            env["REDIS_URL"] = settings.redis_url
+        elif not redis_answers(settings.redis_url):
+            raise click.ClickException(f"Redis does not answer at {settings.redis_url}")
+        if not stopping:
+            stack.start()
+        while not stopping and not stack.any_exited():
+            time.sleep(0.2)
         if not stopping:
             click.echo("a pipeline process exited; stopping the others", err=True)
-            stack.signal(signal.SIGTERM)
+        stack.signal(signal.SIGTERM)  # again: reaches a child started after the signal arrived
         codes = stack.wait_all()
         code = 0 if stopping and all(c in (0, -signal.SIGTERM) for c in codes) else next((c for c in codes if c), 1)
     finally:
@@ -132,23 +136,20 @@ def worker(concurrency: int | None, queues: str, name: str | None) -> None:
 @click.argument("inputs", nargs=-1, required=True)
 def extract(page_url: str | None, inputs: tuple[str, ...]) -> None:
     """Extract articles from files or URLs without Redis; one JSON article per line."""
+    from tasks.runtime import Runtime
     from worker.article import Origin, build_article
     from worker.charset import decode_html
     from worker.errors import IngestError
     from worker.extract import extract_article
-    from worker.fetch import FetchLimits, fetch_page, make_client
+    from worker.fetch import fetch_page
     from worker.urls import canonical_url
 
-    settings = _settings()
+    rt = Runtime(_settings())  # no Redis needed: only its HTTP client and limits
     failed = 0
-    client = None
     for item in inputs:
         try:
             if item.startswith(("http://", "https://")):
-                client = client or make_client(settings.user_agent, settings.connect_timeout, settings.read_timeout)
-                limits = FetchLimits(settings.max_page_bytes, settings.allow_private_networks,
-                                     settings.max_redirects, settings.total_timeout)
-                resp = fetch_page(client, item, limits)
+                resp = fetch_page(rt.http, item, rt.limits(rt.settings.max_page_bytes))
                 body, ctype, url = resp.body, resp.headers.get("content-type"), canonical_url(item)
             else:
                 body, ctype = Path(item).read_bytes(), None
@@ -202,7 +203,7 @@ def _when(ts: float | None) -> str:
 
 def status_report(settings: Settings) -> dict[str, Any]:
     rt = _runtime(settings)
-    feeds = sorted(rt.registry.all(), key=lambda f: (f.health != "failing", f.url))
+    feeds = sorted(rt.registry.all(), key=lambda f: ({"failing": 0, "gone": 1}.get(f.health, 2), f.url))
     groups = []
     if rt.redis.exists(settings.stream):
         for g in rt.redis.xinfo_groups(settings.stream):
@@ -214,7 +215,7 @@ def status_report(settings: Settings) -> dict[str, Any]:
             "url": f.url, "section": f.section, "status": f.status, "health": f.health,
             "last_poll": _when(f.last_poll), "last_result": f.last_result, "next_poll": _when(f.next_poll),
             "articles_found": f.articles_found, "consecutive_errors": f.consecutive_errors,
-            "last_error": f.last_error,
+            "last_error": f.last_error, "problem": f.problem, "interval": f.interval,
         } for f in feeds],
     }
 
@@ -234,7 +235,7 @@ def status(as_json: bool) -> None:
     click.echo(f"{len(report['feeds'])} feeds")
     click.echo(f"  {'HEALTH':8} {'LAST POLL':25} {'RESULT':14} {'NEXT POLL':25} {'FOUND':>5} {'ERR':>3}  URL")
     for f in report["feeds"]:
-        click.echo(f"  {f['health'].upper() if f['health'] == 'failing' else f['health']:8} {f['last_poll']:25} "
+        click.echo(f"  {f['health'].upper() if f['health'] in ('failing', 'gone') else f['health']:8} {f['last_poll']:25} "
                    f"{(f['last_result'] or '-'):14} {f['next_poll']:25} {f['articles_found']:>5} "
                    f"{f['consecutive_errors']:>3}  {f['url']}")
 
@@ -305,6 +306,24 @@ def feeds_resume(url: str) -> None:
     rt, state = _feed_or_fail(_settings(), url)
     rt.registry.set_status(state.fid, "active")
     click.echo(f"resumed {state.url}")
+
+
+@feeds.command("discover")
+@click.argument("site_url")
+def feeds_discover(site_url: str) -> None:
+    """Find a site's feeds; prints YAML ready to paste under `feeds:` in config/feeds.yaml."""
+    import yaml
+
+    from tasks.runtime import Runtime
+    from worker.discover import discover_feeds
+
+    rt = Runtime(_settings())  # no Redis needed: only its HTTP client and limits
+    found = discover_feeds(rt.http, site_url, rt.limits(rt.settings.max_feed_bytes))
+    if not found:
+        raise click.ClickException(f"no feeds found on {site_url}")
+    for f in found:
+        click.echo(f"# {f.entries} entries")
+        click.echo(yaml.safe_dump([{"url": f.url, "section": f.title}], allow_unicode=True, sort_keys=False).rstrip())
 
 
 @main.command()

@@ -28,7 +28,7 @@ def retry_delay(attempt: int, base: float, cap: float, retry_after: float | None
 
 @app.task(name="news.ingest_article", bind=True, max_retries=None)
 def ingest_article(self: Task, url: str, feed_url: str | None, section: str | None,
-                   hints: dict[str, Any] | None = None) -> str | None:
+                   hints: dict[str, Any] | None = None, feed_title: str | None = None) -> str | None:
     rt = runtime()
     s = rt.settings
     if is_published(rt.redis, s.key_prefix, article_id(url)):
@@ -40,7 +40,7 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         extracted = rt.extract(decode_html(page.body, page.headers.get("content-type")), page.url)
         stage = "build"
         entry = FeedEntry.from_json(hints) if hints else None
-        article = build_article(url, extracted, rt.origin(url, feed_url, section), entry)
+        article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title), entry)
         stage = "publish"
         published = publish_article(rt.redis, s.stream, s.key_prefix, article,
                                     maxlen=s.stream_maxlen, marker_ttl=s.seen_ttl_seconds * 2)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 from tasks.app import app, runtime
 from tasks.ingest import ingest_article
+from tasks.runtime import Runtime
 from worker.failures import record_failure
-from worker.polling import next_poll_delay
+from worker.polling import PollOutcome, fresh_entries, next_delay, next_interval
 from worker.polling import poll_feed as poll
-from worker.registry import ACTIVE
-from worker.seen import mark_seen, unseen
+from worker.registry import ACTIVE, FeedState
+from worker.seen import mark_seen, note_listing, unseen
 from worker.urls import article_id
 
 log = logging.getLogger(__name__)
@@ -42,21 +44,35 @@ def poll_feed(fid: str) -> int:
         return 0  # being polled right now by another worker
     try:
         outcome = poll(rt.http, state, rt.limits(s.max_feed_bytes))
-        ids = {article_id(e.url): e for e in outcome.entries}
-        new = unseen(rt.redis, s.key_prefix, list(ids))
-        section = state.section or outcome.title
-        for aid in new:
-            ingest_article.delay(ids[aid].url, state.url, section, ids[aid].to_json())
-        mark_seen(rt.redis, s.key_prefix, new, s.seen_ttl_seconds)
+        new = fan_out(rt, state, outcome)
         if not outcome.ok and outcome.error is not None:
             record_failure(rt.redis, s.key_prefix, url=state.url, feed=state.url, stage="feed",
                            reason=outcome.result, detail=outcome.error.detail, maxlen=s.failures_maxlen)
-        log.info("feed polled feed=%s status=%s new=%d", state.url, outcome.result, len(new))
+        interval = next_interval(state, outcome, new, time.time())
+        log.info("feed polled feed=%s status=%s new=%d interval=%.0f", state.url, outcome.result, new, interval)
         rt.registry.record_poll(
             fid, result=outcome.result, ok=outcome.ok, error=str(outcome.error) if outcome.error else None,
-            next_poll=time.time() + next_poll_delay(state, outcome, s.max_interval), new_articles=len(new),
-            etag=outcome.etag, last_modified=outcome.last_modified, title=outcome.title, url=outcome.moved_to,
+            interval=interval, next_poll=time.time() + next_delay(state, outcome, interval),
+            new_articles=new, gone=outcome.gone, fields={
+                "etag": outcome.etag, "last_modified": outcome.last_modified, "body_hash": outcome.body_hash,
+                "title": outcome.title, "url": outcome.moved_to, "last_status": outcome.http_status,
+                "problem": outcome.problem if outcome.result == "ok" else None,
+            },
         )
-        return len(new)
+        return new
     finally:
         rt.redis.delete(lock)
+
+
+def fan_out(rt: Runtime, state: FeedState, outcome: PollOutcome) -> int:
+    """Enqueue the entries never seen before; note this feed on every entry it lists. Returns how many new."""
+    s = rt.settings
+    entries = fresh_entries(outcome.entries, state.max_entry_age or s.max_entry_age, datetime.now(UTC))
+    ids = {article_id(e.url): e for e in entries}
+    note_listing(rt.redis, s.key_prefix, state.url, list(ids), s.seen_ttl_seconds)
+    new = unseen(rt.redis, s.key_prefix, list(ids))
+    for aid in new:
+        ingest_article.delay(ids[aid].url, state.url, state.section, ids[aid].to_json(),
+                             feed_title=outcome.title or state.title)
+    mark_seen(rt.redis, s.key_prefix, new, s.seen_ttl_seconds)
+    return len(new)

@@ -23,6 +23,8 @@ from worker.extract import extract_article
 from worker.fetch import FetchLimits, make_client
 from worker.models import Extracted
 from worker.registry import Registry
+from worker.seen import listing_feeds
+from worker.urls import article_id
 
 EXTRACTIONS_PER_PROCESS = 500  # recycle extraction processes to bound their memory
 
@@ -57,11 +59,12 @@ class Runtime:
         s = self.settings
         return FetchLimits(max_bytes, s.allow_private_networks, s.max_redirects, s.total_timeout, s.allowed_hosts)
 
-    def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None = None) -> Origin:
+    def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None) -> Origin:
         found = self.sources.site_for(urlsplit(url).hostname or "")
         site = found[1] if found else None
+        listed = tuple(listing_feeds(self.redis, self.settings.key_prefix, article_id(url)))
         return Origin(
-            feed_url=feed_url, section=section, feed_title=feed_title,
+            feed_url=feed_url, section=section, feed_title=feed_title, also_listed_in=listed,
             site_name=site.name if site else None, timezone=site.timezone if site else "UTC",
             language=site.language if site else None,
         )

@@ -17,6 +17,7 @@ class Origin:
     """Where the article came from: its feed (if any) and the site's configured options."""
 
     feed_url: str | None = None
+    also_listed_in: tuple[str, ...] = ()  # other feeds that listed the same article
     section: str | None = None  # the configured section of the feed
     feed_title: str | None = None
     site_name: str | None = None
@@ -61,6 +62,7 @@ def build_article(
         id=article_id(url),
         url=url,
         feed_url=origin.feed_url,
+        feed_urls=list(dict.fromkeys(([origin.feed_url] if origin.feed_url else []) + list(origin.also_listed_in))),
         site=SiteV1(domain=site_domain(url), name=origin.site_name or page.site_name),
         section=origin.section or page.section or origin.feed_title,
         title=title,

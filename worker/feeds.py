@@ -1,4 +1,4 @@
-"""Feed parsing: RSS, Atom (and anything feedparser reads) from the bytes we fetched, never from a URL.
+"""Feed parsing: RSS 0.9x/1.0/2.0 and Atom (feedparser) and JSON Feed, from the bytes we fetched, never a URL.
 
 Links are resolved against the feed's own address and canonicalised. A malformed feed that still yields
 entries is used and its problem reported; one that yields nothing is `PermanentError("feed_malformed")`.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import html
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -59,8 +60,8 @@ def _entry(raw: Any, base_url: str) -> FeedEntry | None:
     return FeedEntry(
         url=url,
         title=_clean(raw.get("title")),
-        published_at=_when(raw, "published") or _when(raw, "updated"),
-        updated_at=_when(raw, "updated"),
+        published_at=raw.get("_published") or _when(raw, "published") or _when(raw, "updated"),
+        updated_at=raw.get("_updated") or _when(raw, "updated"),
         author=_clean(raw.get("author")),
         summary=_clean(raw.get("summary")),
         guid=raw.get("id") or None,
@@ -68,8 +69,49 @@ def _entry(raw: Any, base_url: str) -> FeedEntry | None:
     )
 
 
+def _is_json_feed(body: bytes, content_type: str | None) -> bool:
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    return ctype in ("application/feed+json", "application/json") or body.lstrip()[:1] == b"{"
+
+
+def _json_when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _parse_json_feed(body: bytes, base_url: str) -> ParsedFeed:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PermanentError("feed_malformed", f"JSON Feed: {exc}"[:300]) from None
+    if not isinstance(data, dict) or not str(data.get("version", "")).startswith("https://jsonfeed.org/version/"):
+        raise PermanentError("feed_malformed", "JSON document is not a JSON Feed")
+    items = data.get("items") if isinstance(data.get("items"), list) else []
+    raw = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
+        name = next((a.get("name") for a in authors if isinstance(a, dict) and a.get("name")), None)
+        raw.append({
+            "link": item.get("url") or item.get("external_url") or "", "id": str(item.get("id") or ""),
+            "title": item.get("title"), "summary": item.get("summary") or item.get("content_text"),
+            "author": name, "tags": [{"term": t} for t in item.get("tags") or () if isinstance(t, str)],
+            "_published": _json_when(item.get("date_published")), "_updated": _json_when(item.get("date_modified")),
+        })
+    title = data.get("title") if isinstance(data.get("title"), str) else None
+    return _collect(raw, base_url, _clean(title), None, None)
+
+
 def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse feed bytes; entries keep feed order, duplicates (same canonical URL) removed."""
+    if _is_json_feed(body, content_type):
+        return _parse_json_feed(body, base_url)
     headers = {"content-location": base_url}
     if content_type:
         headers["content-type"] = content_type
@@ -81,10 +123,17 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
     version = parsed.get("version") or ""
     if not parsed.entries and (problem or not version):
         raise PermanentError("feed_malformed", problem or "not a feed: no RSS/Atom root element")
+    feed = parsed.get("feed", {})
+    ttl = feed.get("ttl")
+    ttl_minutes = int(ttl) if isinstance(ttl, str) and ttl.strip().isdigit() else None
+    return _collect(parsed.entries, base_url, _clean(feed.get("title")), ttl_minutes, problem)
+
+
+def _collect(raw_entries: Any, base_url: str, title: str | None, ttl: int | None, problem: str | None) -> ParsedFeed:
     entries: list[FeedEntry] = []
     seen: set[str] = set()
     skipped = 0
-    for raw in parsed.entries:
+    for raw in raw_entries:
         entry = _entry(raw, base_url)
         if entry is None:
             skipped += 1
@@ -95,12 +144,4 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
         entries.append(entry)
     if not entries and problem:
         raise PermanentError("feed_malformed", problem)
-    feed = parsed.get("feed", {})
-    ttl = feed.get("ttl")
-    return ParsedFeed(
-        title=_clean(feed.get("title")),
-        entries=tuple(entries),
-        ttl_minutes=int(ttl) if isinstance(ttl, str) and ttl.strip().isdigit() else None,
-        problem=problem,
-        skipped=skipped,
-    )
+    return ParsedFeed(title=title, entries=tuple(entries), ttl_minutes=ttl, problem=problem, skipped=skipped)

@@ -124,7 +124,8 @@ class Article(BaseModel):
     schema_: str = Field(SCHEMA_V1, alias="schema", description="Contract name and version: 'article/v1'")
     id: str = Field(description="Stable id: first 32 hex digits of SHA-256 of the canonical URL")
     url: str = Field(description="Canonical article URL (tracking parameters and fragment removed)")
-    feed_url: str | None = Field(description="Section feed that listed the article (null for one-off extraction)")
+    feed_url: str | None = Field(description="Section feed that listed the article first (null for one-off extraction)")
+    feed_urls: list[str] = Field(description="Every section feed that listed the article before it was published")
     site: SiteV1
     section: str | None = Field(description="Section name: feed config, else page metadata, else the feed's title")
     title: str = Field(description="Headline")

@@ -28,3 +28,19 @@ def mark_seen(client: redis.Redis, prefix: str, article_ids: list[str], ttl_seco
     for aid in article_ids:
         pipe.set(seen_key(prefix, aid), 1, ex=ttl_seconds)
     pipe.execute()
+
+
+def listed_key(prefix: str, article_id: str) -> str:
+    return f"{prefix}listed:{article_id}"
+
+
+def note_listing(client: redis.Redis, prefix: str, feed_url: str, article_ids: list[str], ttl_seconds: int) -> None:
+    pipe = client.pipeline(transaction=False)
+    for aid in article_ids:
+        pipe.sadd(listed_key(prefix, aid), feed_url)
+        pipe.expire(listed_key(prefix, aid), ttl_seconds)
+    pipe.execute()
+
+
+def listing_feeds(client: redis.Redis, prefix: str, article_id: str) -> list[str]:
+    return sorted(client.smembers(listed_key(prefix, article_id)))

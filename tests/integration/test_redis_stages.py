@@ -21,7 +21,7 @@ P = "t:"
 def article(n: int) -> Article:
     return Article(
         schema="article/v1", id=f"{n:032x}", url=f"https://x.vn/{n}.html", feed_url="https://x.vn/rss",
-        site=SiteV1(domain="x.vn", name="X"), section="S", title=f"Bài {n}", authors=[], published_at=None,
+        feed_urls=["https://x.vn/rss"], site=SiteV1(domain="x.vn", name="X"), section="S", title=f"Bài {n}", authors=[], published_at=None,
         language="vi", lead=None, text="Nội dung", images=[], tags=[], fetched_at=datetime.now(UTC),
         extractor=ExtractorV1(name="trafilatura", version="2"),
     )
@@ -40,7 +40,7 @@ def test_registry_add_claim_record(r: redis_lib.Redis) -> None:
         reg.record_poll(fid, result="http_500", ok=False, next_poll=500.0)
     state = reg.get(fid)
     assert state is not None and state.health == "failing" and state.consecutive_errors == FAILING_AFTER
-    reg.record_poll(fid, result="ok", ok=True, next_poll=600.0, new_articles=3, etag='"e"')
+    reg.record_poll(fid, result="ok", ok=True, next_poll=600.0, new_articles=3, fields={"etag": '"e"'})
     state = reg.get(fid)
     assert state is not None and (state.health, state.articles_found, state.etag) == ("ok", 3, '"e"')
     assert reg.claim_due(now=599.0, lease=50) == [] and reg.claim_due(now=601.0, lease=50) == [fid]

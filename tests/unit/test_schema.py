@@ -11,13 +11,14 @@ from worker.models import Article, ExtractorV1, ImageV1, SiteV1
 from worker.stream import stream_fields
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "article.schema.json"
-V1_FIELDS = ["schema", "id", "url", "feed_url", "site", "section", "title", "authors", "published_at", "language",
+V1_FIELDS = ["schema", "id", "url", "feed_url", "feed_urls", "site", "section", "title", "authors", "published_at", "language",
              "lead", "text", "images", "tags", "fetched_at", "extractor"]
 
 
 def sample() -> Article:
     return Article(
         schema="article/v1", id="0" * 32, url="https://x.vn/a.html", feed_url="https://x.vn/rss",
+        feed_urls=["https://x.vn/rss"],
         site=SiteV1(domain="x.vn", name="Báo X"), section="Thời sự", title="Tiêu đề", authors=["A"],
         published_at=datetime(2025, 10, 22, 12, 25, tzinfo=UTC), language="vi", lead="Sapo", text="Đoạn 1\n\nĐoạn 2",
         images=[ImageV1(url="https://x.vn/i.jpg", caption="Chú thích")], tags=["t"],

@@ -1,0 +1,111 @@
+"""The feed tasks' bodies, called directly against real Redis and a local site (no worker needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis as redis_lib
+
+from config import Settings
+from demo.site import LocalSite, rss
+from tasks.app import ARTICLES_QUEUE, FEEDS_QUEUE, configure
+from tasks.ingest import ingest_article
+from tasks.poll import poll_feed, schedule_due_feeds
+from tasks.runtime import Runtime
+from worker.models import Article
+from worker.registry import GONE, Registry
+
+PAGE = (__import__("pathlib").Path(__file__).parents[1] / "data" / "site" / "pages" /
+        "vnexpress_2025-10-22_fundus.html").read_bytes()
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    yield configure(settings)
+    configure(settings)
+
+
+def queued(r: redis_lib.Redis, queue: str) -> int:
+    return int(r.llen(queue))
+
+
+def test_same_article_in_two_sections_is_ingested_once_and_records_both(
+        rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    page = site.add("/a.html", PAGE)
+    one = site.add("/rss/one", rss("One", site.base, [{"title": "A", "link": page, "guid": "g1"}]), "text/xml")
+    two = site.add("/rss/two", rss("Two", site.base, [{"title": "A", "link": page + "?utm_campaign=x",
+                                                         "guid": "another-guid"}]), "text/xml")
+    reg = Registry(r, rt.settings.key_prefix)
+    assert poll_feed(reg.add(one, "Một", 300)) == 1
+    assert poll_feed(reg.add(two, "Hai", 300)) == 0  # a different guid alone does not duplicate it
+    assert queued(r, ARTICLES_QUEUE) == 1
+    entry_id = ingest_article(page, one, "Một", {"url": page, "title": "A"}, feed_title="One")
+    assert entry_id is not None
+    article = Article.from_json(r.xrange(rt.settings.stream)[0][1]["article"])
+    assert article.feed_url == one and set(article.feed_urls) == {one, two} and article.section == "Một"
+    assert ingest_article(page, two, "Hai", None) is None  # already published: nothing fetched or written
+    assert r.xlen(rt.settings.stream) == 1 and site.hits["/a.html"] == 1
+
+
+def test_permanent_redirect_updates_the_stored_url(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    new = site.add("/new.rss", rss("S", site.base, []), "text/xml")
+    site.add("/old.rss", "", status=308, headers={"Location": "/new.rss"})
+    reg = Registry(r, rt.settings.key_prefix)
+    fid = reg.add(site.url("/old.rss"), None, 300)
+    poll_feed(fid)
+    assert reg.get(fid).url == new  # type: ignore[union-attr]
+    reg.set_status(fid, "active")
+    poll_feed(fid)
+    assert site.hits["/old.rss"] == 1 and site.hits["/new.rss"] == 2
+    reg.add(site.url("/old.rss"), None, 300)  # re-seeding from the config keeps what the redirect taught
+    assert reg.get(fid).url == new  # type: ignore[union-attr]
+    assert reg.find(new).fid == fid  # type: ignore[union-attr]
+
+
+def test_gone_feed_stops_being_polled(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    reg = Registry(r, rt.settings.key_prefix)
+    fid = reg.add(site.add("/gone.rss", "", status=410), None, 300)
+    poll_feed(fid)
+    state = reg.get(fid)
+    assert state is not None and state.status == GONE and state.health == GONE
+    assert r.zscore(reg.due_key, fid) is None
+
+
+def test_backoff_then_recovery(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    reg = Registry(r, rt.settings.key_prefix)
+    fid = reg.add(site.add("/flaky.rss", "down", status=503), None, 200)
+    waits = []
+    for _ in range(3):
+        before = datetime.now(UTC).timestamp()
+        poll_feed(fid)
+        waits.append(reg.get(fid).next_poll - before)  # type: ignore[union-attr,operator]
+    assert waits[0] >= 400 and waits[1] >= 800 and waits[2] >= 1600  # 200 s doubled per error
+    assert reg.get(fid).consecutive_errors == 3  # type: ignore[union-attr]
+    site.add("/flaky.rss", rss("S", site.base, []), "text/xml")
+    poll_feed(fid)
+    state = reg.get(fid)
+    assert state is not None and state.consecutive_errors == 0 and state.last_result == "ok"
+    assert state.next_poll is not None and state.next_poll - datetime.now(UTC).timestamp() < 400
+
+
+def test_old_entries_are_skipped_when_a_max_age_is_set(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    now = datetime.now(UTC)
+    url = site.add("/rss", rss("S", site.base, [
+        {"title": "old", "link": site.url("/old.html"), "pubDate": now - timedelta(days=10)},
+        {"title": "new", "link": site.url("/new.html"), "pubDate": now - timedelta(hours=1)},
+    ]), "text/xml")
+    fid = Registry(r, rt.settings.key_prefix).add(url, None, 300, max_entry_age=86400)
+    assert poll_feed(fid) == 1
+
+
+def test_only_one_scheduler_enqueues_per_tick(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    reg = Registry(r, rt.settings.key_prefix)
+    for i in range(5):
+        reg.add(site.url(f"/rss/{i}"), None, 300)
+    assert schedule_due_feeds() == 5
+    assert schedule_due_feeds() == 0  # a second scheduler in the same tick: locked out
+    r.delete(rt.settings.key("lock", "scheduler"))
+    assert schedule_due_feeds() == 0  # and nothing is due again: each feed was leased
+    assert queued(r, FEEDS_QUEUE) == 5
