@@ -32,7 +32,12 @@ class Settings(BaseModel):
     var_dir: Path = Path("var")
     key_prefix: str = "ingest:"
     stream: str = "articles"
+    # Retention: about this many entries are kept (MAXLEN ~); or, when stream_max_age_days > 0, entries
+    # older than that are trimmed instead (MINID ~). A consumer group further behind loses what was trimmed.
     stream_maxlen: int = Field(1_000_000, ge=1000)
+    stream_max_age_days: float = Field(0.0, ge=0)
+    # A message delivered this many times to a consumer group without an ack goes to the dead-letter stream.
+    max_deliveries: int = Field(5, ge=1)
     failures_maxlen: int = Field(100_000, ge=100)
 
     tick_seconds: float = Field(5.0, gt=0)
@@ -83,6 +88,10 @@ class Settings(BaseModel):
     @property
     def allowed_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.allow_hosts.split(",") if h.strip())
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return self.stream + ":dead"
 
     @property
     def seen_ttl_seconds(self) -> int:

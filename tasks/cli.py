@@ -170,20 +170,56 @@ def extract(page_url: str | None, inputs: tuple[str, ...]) -> None:
 @click.option("--from-start", is_flag=True, help="A new group starts at the beginning of the stream.")
 @click.option("--max", "max_count", type=int, default=None, help="Stop after N articles.")
 @click.option("--timeout", type=float, default=None, help="Stop after SECONDS without a new article.")
-def consume(group: str, consumer: str | None, from_start: bool, max_count: int | None, timeout: float | None) -> None:
-    """Read articles through a consumer group; print one JSON article per line, ack after printing."""
+@click.option("--json", "fmt", flag_value="json", default=True, help="One JSON article per line (default).")
+@click.option("--pretty", "fmt", flag_value="pretty", help="A readable summary of each article.")
+def consume(group: str, consumer: str | None, from_start: bool, max_count: int | None, timeout: float | None,
+            fmt: str) -> None:
+    """Read articles through a consumer group; print each, ack after printing."""
     from worker.consumer import subscribe
 
     settings = _settings()
     rt = _runtime(settings)
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     count = 0
-    for msg in subscribe(rt.redis, settings.stream, group, name, from_start=from_start, idle_timeout=timeout):
-        click.echo(msg.article.to_json())
+    for msg in subscribe(rt.redis, settings.stream, group, name, from_start=from_start, idle_timeout=timeout,
+                         max_deliveries=settings.max_deliveries, dead_stream=settings.dead_letter_stream):
+        a = msg.article
+        if fmt == "pretty":
+            click.echo(f"[{msg.event} r{a.revision}] {a.published_at or '-'}  {a.site.name or a.site.domain}"
+                       f" / {a.section or '-'}\n  {a.title}\n  {', '.join(a.authors) or '-'}  {a.url}\n"
+                       f"  {a.text[:300]}{'…' if len(a.text) > 300 else ''}\n")
+        else:
+            click.echo(a.to_json())
         msg.ack()
         count += 1
         if max_count is not None and count >= max_count:
             break
+
+
+def _stream_id(value: str) -> str:
+    """An entry id as given, or an ISO 8601 time turned into the first id at that time."""
+    if value == "0" or value.replace("-", "").isdigit():
+        return value
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a stream id nor an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return f"{int(when.timestamp() * 1000)}-0"
+
+
+@main.command()
+@click.option("--group", required=True, help="The consumer group that will read again.")
+@click.option("--from", "start", required=True, help="Stream entry id (e.g. 1732000000000-0, 0) or ISO time.")
+def replay(group: str, start: str) -> None:
+    """Make a consumer group re-read the stream from an entry id or a time (what is still retained)."""
+    from worker.consumer import replay as replay_from
+
+    settings = _settings()
+    entry = _stream_id(start)
+    replay_from(_runtime(settings).redis, settings.stream, group, entry)
+    click.echo(f"group {group} will read {settings.stream} again from {entry}")
 
 
 @main.command()
@@ -205,12 +241,18 @@ def status_report(settings: Settings) -> dict[str, Any]:
     rt = _runtime(settings)
     feeds = sorted(rt.registry.all(), key=lambda f: ({"failing": 0, "gone": 1}.get(f.health, 2), f.url))
     groups = []
+    first_id = None
     if rt.redis.exists(settings.stream):
+        first = rt.redis.xrange(settings.stream, count=1)
+        first_id = first[0][0] if first else None
         for g in rt.redis.xinfo_groups(settings.stream):
+            # Redis reports lag as null once entries the group never read were trimmed away.
             groups.append({"name": g["name"], "pending": g["pending"], "lag": g.get("lag"),
-                           "consumers": g["consumers"], "last_delivered": g["last-delivered-id"]})
+                           "consumers": g["consumers"], "last_delivered": g["last-delivered-id"],
+                           "missed_trimmed_entries": g.get("lag") is None})
     return {
-        "stream": {"name": settings.stream, "length": rt.redis.xlen(settings.stream), "groups": groups},
+        "stream": {"name": settings.stream, "length": rt.redis.xlen(settings.stream), "first_id": first_id,
+                   "dead_letters": rt.redis.xlen(settings.dead_letter_stream), "groups": groups},
         "feeds": [{
             "url": f.url, "section": f.section, "status": f.status, "health": f.health,
             "last_poll": _when(f.last_poll), "last_result": f.last_result, "next_poll": _when(f.next_poll),
@@ -229,9 +271,10 @@ def status(as_json: bool) -> None:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
     s = report["stream"]
-    click.echo(f"stream {s['name']}: {s['length']} entries")
+    click.echo(f"stream {s['name']}: {s['length']} entries, {s['dead_letters']} dead letters")
     for g in s["groups"]:
-        click.echo(f"  group {g['name']}: pending={g['pending']} lag={g['lag']} consumers={g['consumers']}")
+        warn = "  (fell behind retention: trimmed entries were never read)" if g["missed_trimmed_entries"] else ""
+        click.echo(f"  group {g['name']}: pending={g['pending']} lag={g['lag']} consumers={g['consumers']}{warn}")
     click.echo(f"{len(report['feeds'])} feeds")
     click.echo(f"  {'HEALTH':8} {'LAST POLL':25} {'RESULT':14} {'NEXT POLL':25} {'FOUND':>5} {'ERR':>3}  URL")
     for f in report["feeds"]:

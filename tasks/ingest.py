@@ -28,10 +28,12 @@ def retry_delay(attempt: int, base: float, cap: float, retry_after: float | None
 
 @app.task(name="news.ingest_article", bind=True, max_retries=None)
 def ingest_article(self: Task, url: str, feed_url: str | None, section: str | None,
-                   hints: dict[str, Any] | None = None, feed_title: str | None = None) -> str | None:
+                   hints: dict[str, Any] | None = None, feed_title: str | None = None,
+                   refresh: bool = False) -> str | None:
+    """`refresh`: the feed says the entry was updated; fetch again even if published (see worker.stream)."""
     rt = runtime()
     s = rt.settings
-    if is_published(rt.redis, s.key_prefix, article_id(url)):
+    if not refresh and is_published(rt.redis, s.key_prefix, article_id(url)):
         return None
     stage = "fetch"
     try:
@@ -43,7 +45,7 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title), entry)
         stage = "publish"
         published = publish_article(rt.redis, s.stream, s.key_prefix, article,
-                                    maxlen=s.stream_maxlen, marker_ttl=s.seen_ttl_seconds * 2)
+                                    retention=rt.retention, marker_ttl=s.seen_ttl_seconds * 2)
     except TemporaryError as exc:
         attempt = self.request.retries + 1
         if attempt < s.max_attempts:
@@ -55,7 +57,8 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
     except IngestError as exc:
         _fail(url, feed_url, stage, exc, self.request.retries + 1)
         return None
-    log.info("article published url=%s entry=%s new=%s", url, published.entry_id, published.new)
+    log.info("article published url=%s entry=%s new=%s revision=%d", url, published.entry_id, published.new,
+             published.revision)
     return published.entry_id
 
 

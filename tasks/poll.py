@@ -13,7 +13,7 @@ from worker.failures import record_failure
 from worker.polling import PollOutcome, fresh_entries, next_delay, next_interval
 from worker.polling import poll_feed as poll
 from worker.registry import ACTIVE, FeedState
-from worker.seen import mark_seen, note_listing, unseen
+from worker.seen import mark_seen, note_listing, sort_sightings
 from worker.urls import article_id
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,16 @@ def poll_feed(fid: str) -> int:
 
 
 def fan_out(rt: Runtime, state: FeedState, outcome: PollOutcome) -> int:
-    """Enqueue the entries never seen before; note this feed on every entry it lists. Returns how many new."""
+    """Enqueue entries never seen before, and seen ones whose `updated` date moved; note this feed on every
+    entry it lists. Returns how many new."""
     s = rt.settings
     entries = fresh_entries(outcome.entries, state.max_entry_age or s.max_entry_age, datetime.now(UTC))
-    ids = {article_id(e.url): e for e in entries}
-    note_listing(rt.redis, s.key_prefix, state.url, list(ids), s.seen_ttl_seconds)
-    new = unseen(rt.redis, s.key_prefix, list(ids))
-    for aid in new:
-        ingest_article.delay(ids[aid].url, state.url, state.section, ids[aid].to_json(),
-                             feed_title=outcome.title or state.title)
-    mark_seen(rt.redis, s.key_prefix, new, s.seen_ttl_seconds)
+    by_id = {article_id(e.url): e for e in entries}
+    versions = {aid: e.updated_at.timestamp() if e.updated_at else 0.0 for aid, e in by_id.items()}
+    note_listing(rt.redis, s.key_prefix, state.url, list(by_id), s.seen_ttl_seconds)
+    new, updated = sort_sightings(rt.redis, s.key_prefix, versions)
+    for aid in new + updated:
+        ingest_article.delay(by_id[aid].url, state.url, state.section, by_id[aid].to_json(),
+                             feed_title=outcome.title or state.title, refresh=aid in updated)
+    mark_seen(rt.redis, s.key_prefix, {aid: versions[aid] for aid in new + updated}, s.seen_ttl_seconds)
     return len(new)

@@ -24,6 +24,7 @@ from worker.fetch import FetchLimits, make_client
 from worker.models import Extracted
 from worker.registry import Registry
 from worker.seen import listing_feeds
+from worker.stream import Retention
 from worker.urls import article_id
 
 EXTRACTIONS_PER_PROCESS = 500  # recycle extraction processes to bound their memory
@@ -54,6 +55,10 @@ class Runtime:
     @cached_property
     def registry(self) -> Registry:
         return Registry(self.redis, self.settings.key_prefix)
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(self.settings.stream_maxlen, self.settings.stream_max_age_days * 86400)
 
     def limits(self, max_bytes: int) -> FetchLimits:
         s = self.settings

@@ -138,6 +138,7 @@ class Article(BaseModel):
     tags: list[str] = Field(description="Keywords / topics")
     fetched_at: AwareDatetime = Field(description="When the page was fetched (UTC)")
     extractor: ExtractorV1
+    revision: int = Field(1, ge=1, description="1 when first published; +1 for each materially changed version")
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

@@ -12,21 +12,27 @@ def seen_key(prefix: str, article_id: str) -> str:
     return f"{prefix}seen:{article_id}"
 
 
-def unseen(client: redis.Redis, prefix: str, article_ids: list[str]) -> list[str]:
-    """The ids among `article_ids` not yet seen (order kept)."""
-    if not article_ids:
-        return []
+def sort_sightings(client: redis.Redis, prefix: str, versions: dict[str, float]) -> tuple[list[str], list[str]]:
+    """Split `versions` (article id -> the feed entry's updated time, 0 if none) into ids never seen before and
+    ids seen before whose entry has been updated since (order kept)."""
+    if not versions:
+        return [], []
     pipe = client.pipeline(transaction=False)
-    for aid in article_ids:
-        pipe.exists(seen_key(prefix, aid))
-    flags = pipe.execute()
-    return [aid for aid, flag in zip(article_ids, flags, strict=True) if not flag]
+    for aid in versions:
+        pipe.get(seen_key(prefix, aid))
+    new, updated = [], []
+    for (aid, version), stored in zip(versions.items(), pipe.execute(), strict=True):
+        if stored is None:
+            new.append(aid)
+        elif version > float(stored or 0):
+            updated.append(aid)
+    return new, updated
 
 
-def mark_seen(client: redis.Redis, prefix: str, article_ids: list[str], ttl_seconds: int) -> None:
+def mark_seen(client: redis.Redis, prefix: str, versions: dict[str, float], ttl_seconds: int) -> None:
     pipe = client.pipeline(transaction=False)
-    for aid in article_ids:
-        pipe.set(seen_key(prefix, aid), 1, ex=ttl_seconds)
+    for aid, version in versions.items():
+        pipe.set(seen_key(prefix, aid), version, ex=ttl_seconds)
     pipe.execute()
 
 

@@ -61,7 +61,15 @@ def test_run_consume_status_and_warm_shutdown(env: dict[str, str], site: LocalSi
         assert [(g["name"], g["pending"]) for g in status["stream"]["groups"]] == [("me", 0)]
         assert len(status["feeds"]) == 4 and all(f["last_result"] == "ok" for f in status["feeds"])
         assert ingest("failures", env=env).stdout == ""
-        assert "stream articles: 6 entries" in ingest("status", env=env).stdout
+        assert "stream articles: 6 entries, 0 dead letters" in ingest("status", env=env).stdout
+        # Replay: the group reads everything again, in order; --pretty for people.
+        assert ingest("replay", "--group", "me", "--from", "2000-01-01T00:00:00Z", env=env).returncode == 0
+        again = ingest("consume", "--group", "me", "--max", "6", "--timeout", "5", env=env).stdout.splitlines()
+        assert [json.loads(x)["id"] for x in again] == [a["id"] for a in got]
+        assert ingest("replay", "--group", "me", "--from", "0", env=env).returncode == 0
+        pretty = ingest("consume", "--group", "me", "--max", "1", "--timeout", "5", "--pretty", env=env).stdout
+        assert pretty.startswith("[article.created r1]") and got[0]["title"] in pretty
+        assert ingest("replay", "--group", "me", "--from", "yesterday", env=env).returncode == 2
     finally:
         run.send_signal(signal.SIGTERM)
         code = run.wait(60)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -17,8 +20,7 @@ from tasks.runtime import Runtime
 from worker.models import Article
 from worker.registry import GONE, Registry
 
-PAGE = (__import__("pathlib").Path(__file__).parents[1] / "data" / "site" / "pages" /
-        "vnexpress_2025-10-22_fundus.html").read_bytes()
+PAGE = (Path(__file__).parents[1] / "data" / "site" / "pages" / "vnexpress_2025-10-22_fundus.html").read_bytes()
 
 
 @pytest.fixture
@@ -109,3 +111,34 @@ def test_only_one_scheduler_enqueues_per_tick(rt: Runtime, site: LocalSite, r: r
     r.delete(rt.settings.key("lock", "scheduler"))
     assert schedule_due_feeds() == 0  # and nothing is due again: each feed was leased
     assert queued(r, FEEDS_QUEUE) == 5
+
+
+def atom(link: str, updated: str) -> str:
+    return (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
+            f'<entry><title>A</title><link href="{link}"/><id>urn:a</id><updated>{updated}</updated></entry></feed>')
+
+
+def test_updated_entry_with_changed_text_publishes_an_update(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    page = site.add("/a.html", PAGE)
+    feed = site.add("/atom", atom(page, "2026-01-01T10:00:00Z"), "application/atom+xml")
+    reg = Registry(r, rt.settings.key_prefix)
+    fid = reg.add(feed, None, 300)
+
+    def poll_and_ingest() -> None:
+        reg.set_status(fid, "active")
+        poll_feed(fid)
+        while (raw := r.rpop(ARTICLES_QUEUE)) is not None:  # run the queued tasks' bodies right here
+            args, kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
+            ingest_article(*args, **kwargs)
+
+    poll_and_ingest()
+    poll_and_ingest()  # nothing moved: no task at all
+    site.add("/atom", atom(page, "2026-01-01T12:00:00Z"), "application/atom+xml")
+    poll_and_ingest()  # the date moved but the text did not: fetched again, nothing published
+    assert site.hits["/a.html"] == 2
+    site.add("/a.html", PAGE.replace("Bệnh xuất hiện chủ yếu".encode(), "Bệnh thường xuất hiện".encode()))
+    site.add("/atom", atom(page, "2026-01-02T08:00:00Z"), "application/atom+xml")
+    poll_and_ingest()
+    entries = [f for _id, f in r.xrange(rt.settings.stream)]
+    assert [(e["event"], e["revision"]) for e in entries] == [("article.created", "1"), ("article.updated", "2")]
+    assert "Bệnh thường xuất hiện" in Article.from_json(entries[1]["article"]).text

@@ -12,7 +12,7 @@ from worker.stream import stream_fields
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "article.schema.json"
 V1_FIELDS = ["schema", "id", "url", "feed_url", "feed_urls", "site", "section", "title", "authors", "published_at", "language",
-             "lead", "text", "images", "tags", "fetched_at", "extractor"]
+             "lead", "text", "images", "tags", "fetched_at", "extractor", "revision"]
 
 
 def sample() -> Article:
@@ -44,7 +44,7 @@ def test_round_trip_and_flat_stream_fields() -> None:
     a = sample()
     assert Article.from_json(a.to_json()) == a
     fields = stream_fields(a)
-    assert list(fields) == ["event", "id", "url", "site", "section", "published_at", "article"]
+    assert list(fields) == ["event", "id", "url", "site", "section", "published_at", "revision", "article"]
     assert (fields["site"], fields["published_at"]) == ("x.vn", "2025-10-22T12:25:00+00:00")
 
 

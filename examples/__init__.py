@@ -1,0 +1,1 @@
+"""Example consumers of the article stream, each under 100 lines."""
