@@ -57,6 +57,12 @@ class Settings(BaseModel):
     max_page_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     max_feed_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 
+    # Politeness, shared by all workers through Redis; a site in feeds.yaml may override the first two.
+    rate_limit: float = Field(1.0, gt=0)  # requests per second per host
+    host_concurrency: int = Field(2, ge=1)  # requests in flight per host
+    robots_ttl: int = Field(86400, ge=60)  # seconds a site's robots.txt is cached
+    max_defer: float = Field(60.0, gt=0)  # longest single deferral of a task waiting for its host's turn
+
     fetch_concurrency: int = Field(32, ge=1)
     extract_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     max_attempts: int = Field(5, ge=1)
@@ -73,10 +79,10 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _retries_inside_visibility(self) -> Settings:
         # A retried task waits in the worker unacked; past the visibility timeout Redis would hand it out twice.
-        if self.retry_max_delay >= self.redelivery_timeout / 2:
+        if max(self.retry_max_delay, self.max_defer) >= self.redelivery_timeout / 2:
             raise ValueError(
-                f"retry_max_delay ({self.retry_max_delay}) must stay below half of redelivery_timeout "
-                f"({self.redelivery_timeout})"
+                f"retry_max_delay ({self.retry_max_delay}) and max_defer ({self.max_defer}) must stay below "
+                f"half of redelivery_timeout ({self.redelivery_timeout})"
             )
         return self
 
@@ -88,6 +94,11 @@ class Settings(BaseModel):
     @property
     def allowed_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.allow_hosts.split(",") if h.strip())
+
+    @property
+    def robots_agent(self) -> str:
+        """The product token robots.txt rules are matched against (the User-Agent's first word)."""
+        return self.user_agent.split("/", 1)[0].strip() or "*"
 
     @property
     def dead_letter_stream(self) -> str:

@@ -25,6 +25,8 @@ class SiteConfig(BaseModel):
     name: str | None = None
     timezone: str = "UTC"
     language: str | None = None
+    rate_limit: float | None = Field(None, gt=0)  # requests per second to this site (default: global)
+    max_concurrency: int | None = Field(None, ge=1)
 
     @field_validator("timezone")
     @classmethod

@@ -42,6 +42,7 @@ class LocalSite:
         self.routes: dict[str, Route] = {}
         self.latency = latency
         self.hits: dict[str, int] = {}
+        self.log: list[tuple[float, str]] = []  # (time.time() when the request arrived, path)
         self._lock = threading.Lock()
         site = self
 
@@ -54,6 +55,7 @@ class LocalSite:
             def do_GET(self) -> None:
                 with site._lock:
                     site.hits[self.path] = site.hits.get(self.path, 0) + 1
+                    site.log.append((time.time(), self.path))
                 if site.latency:
                     time.sleep(site.latency)
                 route = site.routes.get(self.path)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import random
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Task
 
 from tasks.app import app, runtime
+from tasks.runtime import Runtime
 from worker.article import build_article
 from worker.charset import decode_html
 from worker.errors import IngestError, TemporaryError
 from worker.failures import record_failure
 from worker.fetch import fetch_page
-from worker.models import FeedEntry
+from worker.models import FeedEntry, Response
+from worker.politeness import HostBusy, release_lease, wait_for_turn
+from worker.robots import check_robots, load_robots
 from worker.stream import is_published, publish_article
 from worker.urls import article_id
 
@@ -29,15 +33,16 @@ def retry_delay(attempt: int, base: float, cap: float, retry_after: float | None
 @app.task(name="news.ingest_article", bind=True, max_retries=None)
 def ingest_article(self: Task, url: str, feed_url: str | None, section: str | None,
                    hints: dict[str, Any] | None = None, feed_title: str | None = None,
-                   refresh: bool = False) -> str | None:
-    """`refresh`: the feed says the entry was updated; fetch again even if published (see worker.stream)."""
+                   refresh: bool = False, attempt: int = 1, slot_at: float | None = None) -> str | None:
+    """`refresh`: the feed says the entry was updated; fetch again even if published (see worker.stream).
+    `attempt` counts failures (waiting for the host's turn is not one); `slot_at` is a reserved start time."""
     rt = runtime()
     s = rt.settings
     if not refresh and is_published(rt.redis, s.key_prefix, article_id(url)):
         return None
     stage = "fetch"
     try:
-        page = fetch_page(rt.http, url, rt.limits(s.max_page_bytes))
+        page = polite_fetch(rt, url, slot_at)
         stage = "extract"
         extracted = rt.extract(decode_html(page.body, page.headers.get("content-type")), page.url)
         stage = "build"
@@ -46,20 +51,37 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         stage = "publish"
         published = publish_article(rt.redis, s.stream, s.key_prefix, article,
                                     retention=rt.retention, marker_ttl=s.seen_ttl_seconds * 2)
+    except HostBusy as busy:
+        raise self.retry(countdown=busy.countdown, kwargs={**self.request.kwargs, "slot_at": busy.slot_at}) from None
     except TemporaryError as exc:
-        attempt = self.request.retries + 1
         if attempt < s.max_attempts:
             log.warning("retrying url=%s stage=%s reason=%s attempt=%d", url, stage, exc.reason, attempt)
-            raise self.retry(countdown=retry_delay(attempt, s.retry_base_delay, s.retry_max_delay,
-                                                   exc.retry_after)) from None
+            delay = retry_delay(attempt, s.retry_base_delay, s.retry_max_delay, exc.retry_after)
+            raise self.retry(countdown=delay, kwargs={**self.request.kwargs, "attempt": attempt + 1,
+                                                      "slot_at": None}) from None
         _fail(url, feed_url, stage, exc, attempt)
         return None
     except IngestError as exc:
-        _fail(url, feed_url, stage, exc, self.request.retries + 1)
+        _fail(url, feed_url, stage, exc, attempt)
         return None
     log.info("article published url=%s entry=%s new=%s revision=%d", url, published.entry_id, published.new,
              published.revision)
     return published.entry_id
+
+
+def polite_fetch(rt: Runtime, url: str, slot_at: float | None) -> Response:
+    """Fetch a page if robots.txt allows it, in the host's turn (rate and concurrency shared via Redis)."""
+    s = rt.settings
+    host = urlsplit(url).netloc.lower()  # politeness is per origin server: host and port
+    rules = load_robots(rt.redis, rt.http, s.key_prefix, url, rt.limits(s.max_page_bytes), s.robots_ttl)
+    check_robots(rules, url, s.robots_agent)
+    policy = rt.host_policy(host, rules.crawl_delay(s.robots_agent))
+    token = wait_for_turn(rt.redis, s.key_prefix, host, policy, slot_at=slot_at, max_defer=s.max_defer,
+                          lease_ttl=s.total_timeout + 30)
+    try:
+        return fetch_page(rt.http, url, rt.limits(s.max_page_bytes))
+    finally:
+        release_lease(rt.redis, s.key_prefix, host, token)
 
 
 def _fail(url: str, feed_url: str | None, stage: str, exc: IngestError, attempts: int) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from tasks.app import app, runtime
 from tasks.ingest import ingest_article
 from tasks.runtime import Runtime
 from worker.failures import record_failure
+from worker.politeness import reserve_slot
 from worker.polling import PollOutcome, fresh_entries, next_delay, next_interval
 from worker.polling import poll_feed as poll
 from worker.registry import ACTIVE, FeedState
@@ -43,6 +45,10 @@ def poll_feed(fid: str) -> int:
     if not rt.redis.set(lock, "1", nx=True, ex=int(s.total_timeout) + 30):
         return 0  # being polled right now by another worker
     try:
+        # Feeds are few and configured on purpose: fetched at once, but they take a turn from their host's
+        # pace, so the article requests that follow keep the rate.
+        host = urlsplit(state.url).netloc.lower()
+        reserve_slot(rt.redis, s.key_prefix, host, rt.host_policy(host).interval)
         outcome = poll(rt.http, state, rt.limits(s.max_feed_bytes))
         new = fan_out(rt, state, outcome)
         if not outcome.ok and outcome.error is not None:

@@ -22,6 +22,7 @@ from worker.errors import TemporaryError
 from worker.extract import extract_article
 from worker.fetch import FetchLimits, make_client
 from worker.models import Extracted
+from worker.politeness import HostPolicy
 from worker.registry import Registry
 from worker.seen import listing_feeds
 from worker.stream import Retention
@@ -63,6 +64,13 @@ class Runtime:
     def limits(self, max_bytes: int) -> FetchLimits:
         s = self.settings
         return FetchLimits(max_bytes, s.allow_private_networks, s.max_redirects, s.total_timeout, s.allowed_hosts)
+
+    def host_policy(self, host: str, crawl_delay: float | None = None) -> HostPolicy:
+        found = self.sources.site_for(host.rsplit(":", 1)[0] if not host.endswith("]") else host)
+        site = found[1] if found else None
+        rate = (site.rate_limit if site and site.rate_limit else None) or self.settings.rate_limit
+        cap = (site.max_concurrency if site and site.max_concurrency else None) or self.settings.host_concurrency
+        return HostPolicy(interval=max(1.0 / rate, crawl_delay or 0.0), max_concurrency=cap)
 
     def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None) -> Origin:
         found = self.sources.site_for(urlsplit(url).hostname or "")

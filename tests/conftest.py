@@ -46,4 +46,5 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
     return load_settings(
         {}, redis_url=redis_url, allow_private_networks=True, extract_processes=0, feeds_file=feeds,
         var_dir=tmp_path / "var", retry_base_delay=0.2, retry_max_delay=1.0, max_attempts=3, tick_seconds=0.5,
+        rate_limit=1000.0, host_concurrency=64,  # every test site is one host, 127.0.0.1
     )

@@ -1,14 +1,15 @@
 """HTTP fetching within limits: the only module that knows the HTTP library (httpx).
 
 Redirects are followed by hand so every hop passes the address guard; the address actually connected to is
-checked too (DNS rebinding). Bodies are read while streaming and stop at the size cap, which counts
-decompressed bytes (compression bombs stop there). Failures map onto the error tree in `worker.errors`.
+checked too (DNS rebinding). Bodies are read raw while streaming and decompressed here, never more than the
+size cap (a compression bomb stops at the cap, without inflating a whole chunk first). Failures map onto the error tree in `worker.errors`.
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
+import zlib
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urljoin
@@ -111,16 +112,50 @@ def _raise_for_status(status: int, headers: httpx.Headers) -> None:
         raise PermanentError(f"http_{status}")
 
 
+class _Decoder:
+    """Content-Encoding decoding that never produces more than asked for (compression bombs stop at the cap)."""
+
+    def __init__(self, encoding: str) -> None:
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._z = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._z = zlib.decompressobj()  # zlib-wrapped; raw deflate is retried in `feed`
+        else:
+            raise PermanentError("bad_encoding", f"unsupported Content-Encoding {encoding!r}")
+        self._raw_deflate_tried = encoding != "deflate"
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        if self._z is None:
+            return data
+        try:
+            out = self._z.decompress(data, limit)
+        except zlib.error:
+            if self._raw_deflate_tried:
+                raise PermanentError("bad_encoding", "corrupt compressed body") from None
+            self._raw_deflate_tried = True
+            self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._z.decompress(data, limit)
+        while self._z.unconsumed_tail and len(out) <= limit:
+            out += self._z.decompress(self._z.unconsumed_tail, limit + 1 - len(out))
+        return out
+
+
 def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+    encoding = resp.headers.get("content-encoding", "")
     declared = resp.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes and not resp.headers.get("content-encoding"):
+    if declared.isdigit() and int(declared) > max_bytes and not encoding:
         raise PermanentError("too_large", f"Content-Length {declared} > {max_bytes}")
+    decoder = _Decoder(encoding)
     chunks: list[bytes] = []
     size = 0
-    for chunk in resp.iter_bytes():
+    for raw in resp.iter_raw():
+        chunk = decoder.feed(raw, max_bytes + 1 - size)
         size += len(chunk)
         if size > max_bytes:
-            raise PermanentError("too_large", f"body over {max_bytes} bytes")
+            raise PermanentError("too_large", f"body over {max_bytes} bytes (decompressed)")
         if time.monotonic() > deadline:
             raise TemporaryError("timeout", "total deadline exceeded while reading")
         chunks.append(chunk)

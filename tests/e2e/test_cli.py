@@ -29,7 +29,8 @@ def ingest(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.
 def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_") and k != "REDIS_URL"}
     e.update({"REDIS_URL": redis_url, "INGEST_ALLOW_PRIVATE_NETWORKS": "true", "INGEST_TICK_SECONDS": "1",
-              "INGEST_VAR_DIR": str(tmp_path / "var"), "INGEST_EXTRACT_PROCESSES": "1"})
+              "INGEST_VAR_DIR": str(tmp_path / "var"), "INGEST_EXTRACT_PROCESSES": "1",
+              "INGEST_RATE_LIMIT": "1000", "INGEST_HOST_CONCURRENCY": "64"})
     return e
 
 

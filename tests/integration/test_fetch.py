@@ -107,3 +107,89 @@ def test_connection_reset_is_temporary(site: LocalSite, client) -> None:  # type
     with pytest.raises(TemporaryError) as err:
         fetch_page(client, site.url("/reset"), OPEN)
     assert err.value.reason == "connection"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+def test_compressed_pages_decode_and_bombs_stop_at_the_cap(site: LocalSite, client, encoding: str) -> None:  # type: ignore[no-untyped-def]
+    import zlib
+
+    def squash(data: bytes) -> bytes:
+        if encoding == "gzip":
+            return gzip.compress(data)
+        if encoding == "deflate":
+            return zlib.compress(data)
+        c = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        return c.compress(data) + c.flush()
+
+    header = {"Content-Encoding": "deflate" if encoding == "raw-deflate" else encoding}
+    ok = site.add("/ok.html", squash("<p>Tiếng Việt</p>".encode() * 100), headers=header)
+    assert fetch_page(client, ok, OPEN).body == "<p>Tiếng Việt</p>".encode() * 100
+    bomb = squash(b"\0" * 200_000_000)  # 200 MB of zeros in about 200 KB
+    url = site.add("/bomb.html", bomb, headers=header)
+    with pytest.raises(PermanentError, match="too_large"):
+        fetch_page(client, url, OPEN)
+
+
+def test_unknown_content_encoding_is_refused(site: LocalSite, client) -> None:  # type: ignore[no-untyped-def]
+    url = site.add("/x.html", b"\x00\x01", headers={"Content-Encoding": "zstd-custom"})
+    with pytest.raises(PermanentError, match="bad_encoding"):
+        fetch_page(client, url, OPEN)
+
+
+def test_slow_loris_hits_the_total_deadline(site: LocalSite, client) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    def drip(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.end_headers()
+        try:
+            for _ in range(100):
+                h.wfile.write(b"<p>x</p>\n")
+                h.wfile.flush()
+                time.sleep(0.3)  # each read is quick enough; the whole never ends
+        except OSError:
+            pass
+
+    site.add("/slow", "")
+    site.routes["/slow"].handler = drip
+    limits = FetchLimits(max_bytes=1_000_000, allow_private=True, total_timeout=2)
+    started = time.monotonic()
+    with pytest.raises(TemporaryError) as err:
+        fetch_page(client, site.url("/slow"), limits)
+    assert err.value.reason == "timeout" and time.monotonic() - started < 5
+
+
+TONES = "\u0300\u0301\u0303\u0309\u0323"  # the combining tone marks windows-1258 has
+
+
+def cp1258(text: str) -> bytes:
+    """Encode Vietnamese as windows-1258 does: letters with their vowel marks, then a combining tone mark."""
+    import unicodedata
+
+    out = b""
+    for ch in unicodedata.normalize("NFC", text):
+        try:
+            out += ch.encode("cp1258")
+        except UnicodeEncodeError:
+            parts = unicodedata.normalize("NFD", ch)
+            base = unicodedata.normalize("NFC", "".join(c for c in parts if c not in TONES))
+            out += base.encode("cp1258") + "".join(c for c in parts if c in TONES).encode("cp1258")
+    return out
+
+
+VI = "Tuổi trẻ Thủ đô đưa tin về những người dân"
+
+
+@pytest.mark.parametrize(("body", "ctype"), [
+    (cp1258(f"<html><head><meta charset='windows-1258'></head><p>{VI}</p></html>"), "text/html"),
+    (cp1258(f"<html><p>{VI}</p></html>"), "text/html; charset=windows-1258"),
+    (__import__("unicodedata").normalize("NFD", f"<p>{VI}</p>").encode(), "text/html"),
+])
+def test_vietnamese_legacy_and_decomposed_pages_come_out_as_nfc(site: LocalSite, client, body: bytes,
+                                                                 ctype: str) -> None:  # type: ignore[no-untyped-def]
+    from worker.charset import decode_html
+
+    assert VI.encode("utf-8") not in body  # really another byte form
+    resp = fetch_page(client, site.add("/vi.html", body, content_type=ctype), OPEN)
+    assert VI in decode_html(resp.body, resp.headers.get("content-type"))
