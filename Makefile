@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test demo bench bench-extraction bench-scheduler lint clean venv
+.PHONY: run test demo bench bench-extraction bench-scheduler lint lock clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ bench-scheduler: $(TSTAMP)
 
 bench-extraction: $(TSTAMP)
 	$(BIN)/python bench/extraction.py
+
+# The image's locked dependency set: the runtime dependencies of pyproject.toml, resolved in a clean venv.
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet .
+	.lockvenv/bin/pip freeze --exclude-editable | grep -v '^news-ingest' > requirements.lock
+	rm -rf .lockvenv
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -75,6 +75,9 @@ class Settings(BaseModel):
 
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
+    # Prometheus /metrics: `ingest scheduler` serves on this port, `ingest worker` on the next one (0: off);
+    # each command's --metrics-port overrides it.
+    metrics_port: int = Field(9808, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _retries_inside_visibility(self) -> Settings:

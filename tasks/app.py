@@ -6,12 +6,14 @@ Task names are explicit and stable (`news.*`) because queued messages outlive re
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import after_task_publish, setup_logging, worker_process_shutdown, worker_shutdown
 
 from config import Settings, load_settings
+from tasks.logs import configure_logging
 from tasks.runtime import Runtime
 
 # Queues are Redis keys in the broker's database: namespaced so they never collide with the stream.
@@ -72,6 +74,20 @@ def runtime() -> Runtime:
     if _runtime is None:
         return configure(load_settings())
     return _runtime
+
+
+@setup_logging.connect
+def _setup_logging(loglevel: str | None = None, **_: Any) -> None:
+    # Connecting here replaces Celery's own logging set-up, in workers and in beat alike.
+    settings = runtime().settings
+    configure_logging(loglevel or settings.log_level, settings.log_format)
+
+
+@after_task_publish.connect(sender="news.schedule_due_feeds")
+def _scheduler_ticked(**_: Any) -> None:
+    # Runs in the beat process each time it sends a tick: `ingest health` reads it to tell beat is alive.
+    rt = runtime()
+    rt.redis.set(rt.settings.key("scheduler", "last_tick"), f"{time.time():.3f}")
 
 
 @worker_shutdown.connect

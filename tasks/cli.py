@@ -101,13 +101,18 @@ def run(config: str | None) -> None:
 
 @main.command()
 @click.option("--config", type=click.Path(exists=True, dir_okay=False))
-def scheduler(config: str | None) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Prometheus metrics port (default INGEST_METRICS_PORT; 0: off).")
+def scheduler(config: str | None, metrics_port: int | None) -> None:
     """Celery beat: seeds feeds from the config, then enqueues due feeds every tick."""
     settings = _settings(config)
     n = _seed_feeds(settings)
     click.echo(f"scheduler: {n} feeds from {settings.feeds_file}")
-    from tasks.app import app
+    from tasks.app import app, runtime
+    from tasks.metrics import serve
 
+    # The one scheduler also serves the gauges read from Redis, so each appears once per deployment.
+    serve(settings.metrics_port if metrics_port is None else metrics_port, state=runtime)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     app.start(["beat", "--loglevel", settings.log_level,
                "--schedule", str(settings.var_dir / f"beat-{socket.gethostname()}.db")])
@@ -117,12 +122,18 @@ def scheduler(config: str | None) -> None:
 @click.option("--concurrency", type=int, help="Fetch threads (default INGEST_FETCH_CONCURRENCY).")
 @click.option("--queues", default=None, help="Comma-separated queues (default: all of them).")
 @click.option("--name", default=None, help="Worker node name (default news@<host>).")
-def worker(concurrency: int | None, queues: str, name: str | None) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Prometheus metrics port (default INGEST_METRICS_PORT + 1; 0: off).")
+def worker(concurrency: int | None, queues: str, name: str | None, metrics_port: int | None) -> None:
     """Celery worker: I/O tasks on threads, extraction in a local pool of processes."""
     settings = _settings()
     _runtime(settings)
     from tasks.app import QUEUES, app
+    from tasks.metrics import serve
 
+    if metrics_port is None:
+        metrics_port = settings.metrics_port + 1 if settings.metrics_port else 0
+    serve(metrics_port)  # tasks run on threads of this process, so its counters are all of them
     queues = queues or ",".join(QUEUES)
     app.worker_main([
         "worker", "--pool", "threads", "--concurrency", str(concurrency or settings.fetch_concurrency),
@@ -238,21 +249,12 @@ def _when(ts: float | None) -> str:
 
 
 def status_report(settings: Settings) -> dict[str, Any]:
+    from tasks.metrics import stream_report  # shared with the Prometheus gauges
+
     rt = _runtime(settings)
     feeds = sorted(rt.registry.all(), key=lambda f: ({"failing": 0, "gone": 1}.get(f.health, 2), f.url))
-    groups = []
-    first_id = None
-    if rt.redis.exists(settings.stream):
-        first = rt.redis.xrange(settings.stream, count=1)
-        first_id = first[0][0] if first else None
-        for g in rt.redis.xinfo_groups(settings.stream):
-            # Redis reports lag as null once entries the group never read were trimmed away.
-            groups.append({"name": g["name"], "pending": g["pending"], "lag": g.get("lag"),
-                           "consumers": g["consumers"], "last_delivered": g["last-delivered-id"],
-                           "missed_trimmed_entries": g.get("lag") is None})
     return {
-        "stream": {"name": settings.stream, "length": rt.redis.xlen(settings.stream), "first_id": first_id,
-                   "dead_letters": rt.redis.xlen(settings.dead_letter_stream), "groups": groups},
+        "stream": stream_report(rt.redis, settings.stream, settings.dead_letter_stream),
         "feeds": [{
             "url": f.url, "section": f.section, "status": f.status, "health": f.health,
             "last_poll": _when(f.last_poll), "last_result": f.last_result, "next_poll": _when(f.next_poll),
@@ -273,7 +275,8 @@ def status(as_json: bool) -> None:
     s = report["stream"]
     click.echo(f"stream {s['name']}: {s['length']} entries, {s['dead_letters']} dead letters")
     for g in s["groups"]:
-        warn = "  (fell behind retention: trimmed entries were never read)" if g["missed_trimmed_entries"] else ""
+        missed = g["missed_trimmed_entries"]
+        warn = "" if missed == 0 else f"  (fell behind retention: {missed if missed else 'some'} entries trimmed unread)"
         click.echo(f"  group {g['name']}: pending={g['pending']} lag={g['lag']} consumers={g['consumers']}{warn}")
     click.echo(f"{len(report['feeds'])} feeds")
     click.echo(f"  {'HEALTH':8} {'LAST POLL':25} {'RESULT':14} {'NEXT POLL':25} {'FOUND':>5} {'ERR':>3}  URL")
@@ -281,6 +284,44 @@ def status(as_json: bool) -> None:
         click.echo(f"  {f['health'].upper() if f['health'] in ('failing', 'gone') else f['health']:8} {f['last_poll']:25} "
                    f"{(f['last_result'] or '-'):14} {f['next_poll']:25} {f['articles_found']:>5} "
                    f"{f['consecutive_errors']:>3}  {f['url']}")
+
+
+def health_problems(settings: Settings, components: set[str], timeout: float) -> list[str]:
+    """What is wrong, empty when healthy: Redis reachable, beat ticking, a worker answering a ping."""
+    import redis as redis_lib
+
+    rt = _runtime(settings)
+    try:
+        rt.redis.ping()
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
+        return [f"redis unreachable at {settings.redis_url}: {exc}"]
+    problems = []
+    if "scheduler" in components:
+        last = rt.redis.get(settings.key("scheduler", "last_tick"))
+        age = time.time() - float(last) if last else None
+        if age is None or age > 3 * settings.tick_seconds + 5:
+            problems.append("scheduler has not ticked " + (f"for {age:.0f}s" if age is not None else "yet"))
+    if "worker" in components:
+        from tasks.app import app
+
+        if not app.control.ping(timeout=timeout):
+            problems.append(f"no worker answered a ping within {timeout}s")
+    return problems
+
+
+@main.command()
+@click.option("--component", type=click.Choice(["all", "redis", "scheduler", "worker"]), default="all",
+              show_default=True, help="What to check (Redis is always checked).")
+@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds to wait for a worker ping.")
+def health(component: str, timeout: float) -> None:
+    """Exit 0 when healthy; otherwise print what is wrong and exit 1 (used by the compose healthchecks)."""
+    wanted = {"scheduler", "worker"} if component == "all" else {component}
+    problems = health_problems(_settings(), wanted, timeout)
+    for p in problems:
+        click.echo(f"unhealthy: {p}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("healthy")
 
 
 @main.group()

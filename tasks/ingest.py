@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from celery import Task
 
+from tasks import metrics
 from tasks.app import app, runtime
 from tasks.runtime import Runtime
 from worker.article import build_article
@@ -44,7 +45,8 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
     try:
         page = polite_fetch(rt, url, slot_at)
         stage = "extract"
-        extracted = rt.extract(decode_html(page.body, page.headers.get("content-type")), page.url)
+        with metrics.EXTRACT_SECONDS.time():
+            extracted = rt.extract(decode_html(page.body, page.headers.get("content-type")), page.url)
         stage = "build"
         entry = FeedEntry.from_json(hints) if hints else None
         article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title), entry)
@@ -52,10 +54,13 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         published = publish_article(rt.redis, s.stream, s.key_prefix, article,
                                     retention=rt.retention, marker_ttl=s.seen_ttl_seconds * 2)
     except HostBusy as busy:
+        metrics.deferred()
         raise self.retry(countdown=busy.countdown, kwargs={**self.request.kwargs, "slot_at": busy.slot_at}) from None
     except TemporaryError as exc:
         if attempt < s.max_attempts:
-            log.warning("retrying url=%s stage=%s reason=%s attempt=%d", url, stage, exc.reason, attempt)
+            log.warning("retrying (attempt %d)", attempt,
+                        extra={"url": url, "feed": feed_url, "stage": stage, "reason": exc.reason})
+            metrics.retried(stage, exc.reason)
             delay = retry_delay(attempt, s.retry_base_delay, s.retry_max_delay, exc.retry_after)
             raise self.retry(countdown=delay, kwargs={**self.request.kwargs, "attempt": attempt + 1,
                                                       "slot_at": None}) from None
@@ -64,8 +69,10 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
     except IngestError as exc:
         _fail(url, feed_url, stage, exc, attempt)
         return None
-    log.info("article published url=%s entry=%s new=%s revision=%d", url, published.entry_id, published.new,
-             published.revision)
+    metrics.article_published(published)
+    log.info("article %s: entry %s, revision %d", "published" if published.new else "already on the stream",
+             published.entry_id, published.revision,
+             extra={"url": url, "feed": feed_url, "status": "published" if published.new else "duplicate"})
     return published.entry_id
 
 
@@ -79,13 +86,15 @@ def polite_fetch(rt: Runtime, url: str, slot_at: float | None) -> Response:
     token = wait_for_turn(rt.redis, s.key_prefix, host, policy, slot_at=slot_at, max_defer=s.max_defer,
                           lease_ttl=s.total_timeout + 30)
     try:
-        return fetch_page(rt.http, url, rt.limits(s.max_page_bytes))
+        with metrics.FETCH_SECONDS.time():
+            return fetch_page(rt.http, url, rt.limits(s.max_page_bytes))
     finally:
         release_lease(rt.redis, s.key_prefix, host, token)
 
 
 def _fail(url: str, feed_url: str | None, stage: str, exc: IngestError, attempts: int) -> None:
     rt = runtime()
-    log.info("article dropped url=%s stage=%s reason=%s", url, stage, exc.reason)
+    metrics.failed(stage, exc.reason)
+    log.info("article dropped", extra={"url": url, "feed": feed_url, "stage": stage, "reason": exc.reason})
     record_failure(rt.redis, rt.settings.key_prefix, url=url, feed=feed_url, stage=stage, reason=exc.reason,
                    detail=exc.detail, attempts=attempts, maxlen=rt.settings.failures_maxlen)

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from tasks import metrics
 from tasks.app import app, runtime
 from tasks.ingest import ingest_article
 from tasks.runtime import Runtime
@@ -54,8 +55,12 @@ def poll_feed(fid: str) -> int:
         if not outcome.ok and outcome.error is not None:
             record_failure(rt.redis, s.key_prefix, url=state.url, feed=state.url, stage="feed",
                            reason=outcome.result, detail=outcome.error.detail, maxlen=s.failures_maxlen)
+            metrics.failed("feed", outcome.result)
+        metrics.feed_polled(outcome.result)
         interval = next_interval(state, outcome, new, time.time())
-        log.info("feed polled feed=%s status=%s new=%d interval=%.0f", state.url, outcome.result, new, interval)
+        log.info("feed polled: %d new, next interval %.0f s", new, interval,
+                 extra={"feed": state.url, "status": outcome.result,
+                        "reason": outcome.error.reason if outcome.error else None})
         rt.registry.record_poll(
             fid, result=outcome.result, ok=outcome.ok, error=str(outcome.error) if outcome.error else None,
             interval=interval, next_poll=time.time() + next_delay(state, outcome, interval),

@@ -35,9 +35,15 @@ class Message:
 
 
 def ensure_group(client: redis.Redis, stream: str, group: str, from_start: bool) -> bool:
-    """Create the group (and the stream) if missing. Returns True if it was created."""
+    """Create the group (and the stream) if missing. Returns True if it was created.
+
+    The group is told how many entries it starts after, so Redis can keep its lag (and what it lost to
+    retention) exact from the start."""
+    entries_read = 0
+    if not from_start and client.exists(stream):
+        entries_read = int(client.xinfo_stream(stream)["entries-added"])
     try:
-        client.xgroup_create(stream, group, id="0" if from_start else "$", mkstream=True)
+        client.xgroup_create(stream, group, id="0" if from_start else "$", mkstream=True, entries_read=entries_read)
         return True
     except redis.ResponseError as exc:
         if "BUSYGROUP" in str(exc):

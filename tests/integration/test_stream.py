@@ -118,3 +118,22 @@ def test_replay_returns_history_in_order(r: redis_lib.Redis) -> None:
     assert [m.entry_id for m in subscribe(r, "s", "g", "c", idle_timeout=0.2)] == ids[3:]
     replay(r, "s", "g", "0")
     assert [m.entry_id for m in subscribe(r, "s", "g", "c2", idle_timeout=0.2)] == ids
+
+
+def test_status_tells_how_much_a_slow_group_lost_to_retention(r: redis_lib.Redis) -> None:
+    from tasks.metrics import stream_report
+
+    for n in range(10):
+        publish_article(r, "s", P, article(n), retention=KEEP, marker_ttl=100)
+    ahead = subscribe(r, "s", "ahead", "c", from_start=True, idle_timeout=0.2)
+    for m in ahead:
+        m.ack()
+    behind = subscribe(r, "s", "behind", "c", from_start=True, idle_timeout=0.2)
+    next(behind).ack()  # read 1 of 10
+    later = subscribe(r, "s", "later", "c", from_start=False, idle_timeout=0.2)
+    assert list(later) == []  # a group that starts from now
+    r.xtrim("s", maxlen=4, approximate=False)  # 6 trimmed
+    groups = {g["name"]: g for g in stream_report(r, "s", "s:dead")["groups"]}
+    assert groups["ahead"]["missed_trimmed_entries"] == 0
+    assert groups["behind"]["missed_trimmed_entries"] == 5
+    assert groups["later"]["missed_trimmed_entries"] == 0 and groups["later"]["lag"] == 0

@@ -153,3 +153,43 @@ def test_entrypoint_is_the_projects_console_script(dockerfile: list[dict[str, An
     module, attr = scripts[name].split(":")
     assert callable(getattr(importlib.import_module(module), attr))
     assert json.loads(final(dockerfile, "CMD")) == WORKER_CMD
+
+
+def test_compose_healthchecks_use_ingest_health() -> None:
+    import yaml as _yaml
+
+    from tasks.cli import health
+
+    services = _yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    choices = next(p for p in health.params if p.name == "component").type.choices  # type: ignore[attr-defined]
+    for name in ("scheduler", "worker"):
+        test = services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "ingest", "health"] and test[test.index("--component") + 1] in choices
+
+
+def test_lock_file_pins_every_runtime_dependency_within_its_range() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[canonicalize_name(name)] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for spec in project["dependencies"]:
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        assert name in pinned, f"{req.name} is missing from requirements.lock (run `make lock`)"
+        assert req.specifier.contains(pinned[name], prereleases=True), f"{req.name}=={pinned[name]} not in {req.specifier}"
+
+
+def test_dockerfile_copies_only_paths_that_exist() -> None:
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(path=str(ROOT / "Dockerfile"))
+    for instr in parser.structure:
+        if instr["instruction"] == "COPY" and "--from" not in instr["value"]:
+            sources = instr["value"].split()[:-1]
+            for src in sources:
+                assert (ROOT / src.rstrip("/")).exists(), f"Dockerfile copies missing {src}"
