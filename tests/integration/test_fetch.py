@@ -193,3 +193,14 @@ def test_vietnamese_legacy_and_decomposed_pages_come_out_as_nfc(site: LocalSite,
     assert VI.encode("utf-8") not in body  # really another byte form
     resp = fetch_page(client, site.add("/vi.html", body, content_type=ctype), OPEN)
     assert VI in decode_html(resp.body, resp.headers.get("content-type"))
+
+
+def test_redirect_to_loopback_is_refused_when_only_the_site_is_trusted(site: LocalSite, client) -> None:  # type: ignore[no-untyped-def]
+    port = site.server.server_address[1]
+    site.add("/r", "", status=302, headers={"Location": f"http://127.0.0.1:{port}/admin"})
+    # Reach the test site by the name "localhost", the one trusted host; its redirect to 127.0.0.1 is not.
+    limits = FetchLimits(max_bytes=1000, allow_private=False, allow_hosts=frozenset({"localhost"}))
+    with pytest.raises(PermanentError) as err:
+        fetch_page(client, f"http://localhost:{port}/r", limits)
+    assert err.value.reason in ("blocked_address", "blocked_port")
+    assert "/admin" not in site.hits

@@ -17,6 +17,7 @@ from tasks.app import ARTICLES_QUEUE, FEEDS_QUEUE, configure
 from tasks.ingest import ingest_article
 from tasks.poll import poll_feed, schedule_due_feeds
 from tasks.runtime import Runtime
+from worker.failures import list_failures
 from worker.models import Article
 from worker.registry import GONE, Registry
 
@@ -142,3 +143,15 @@ def test_updated_entry_with_changed_text_publishes_an_update(rt: Runtime, site: 
     entries = [f for _id, f in r.xrange(rt.settings.stream)]
     assert [(e["event"], e["revision"]) for e in entries] == [("article.created", "1"), ("article.updated", "2")]
     assert "Bệnh thường xuất hiện" in Article.from_json(entries[1]["article"]).text
+
+
+def test_a_page_disallowed_by_robots_is_a_failure_and_others_go_on(rt: Runtime, site: LocalSite,
+                                                                   r: redis_lib.Redis) -> None:
+    site.add("/robots.txt", "User-agent: news-ingest\nDisallow: /private/\n", "text/plain")
+    private = site.add("/private/a.html", PAGE)
+    public = site.add("/news/b.html", PAGE)
+    assert ingest_article(private, None, None, None) is None
+    assert ingest_article(public, None, None, None) is not None
+    failures = list_failures(r, rt.settings.key_prefix)
+    assert [(f["url"], f["stage"], f["reason"]) for f in failures] == [(private, "fetch", "robots")]
+    assert "/private/a.html" not in site.hits and site.hits["/robots.txt"] == 1
