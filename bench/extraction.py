@@ -2,7 +2,7 @@ r"""Extraction quality and speed: our extractor and plain trafilatura on the sha
 
 Scores both on the Scrapinghub article-extraction-benchmark (181 pages), then checks our text against
 the vn-news ground truth. The last line printed is for machines:
-`extraction: f1=X precision=P recall=R baseline_f1=B pages_per_s=S`.
+`extraction: f1=X precision=P recall=R baseline_f1=B pages_per_s=S` (S: our pages per second of CPU time).
 
 The metric is the benchmark's own (scrapinghub/article-extraction-benchmark, evaluate.py, re-implemented):
 - tokens are the `\w+` matches of the text, case kept; shingles are runs of 4 consecutive tokens, counted
@@ -116,14 +116,39 @@ def load_benchmark(data: Path, limit: int | None) -> list[tuple[str, str, bytes]
     return [(t["url"], t["articleBody"], body) for t, body in items]
 
 
-def run_benchmark(pages: list[tuple[str, str, bytes]], extract: Extractor) -> dict[str, float]:
-    extract(pages[0][2], pages[0][0])  # warm-up: lazy loads (language model, caches) are not per-page costs
-    start = time.perf_counter()
+def _timed_pass(pages: list[tuple[str, str, bytes]], extract: Extractor) -> tuple[list[str], float, float]:
+    """Outputs, CPU seconds of this process, wall seconds."""
+    cpu, wall = time.process_time(), time.perf_counter()
     outputs = [extract(body, url) for url, _, body in pages]
-    elapsed = time.perf_counter() - start
-    p, r, f1 = precision_recall_f1(match(truth, out) for (_, truth, _), out in zip(pages, outputs, strict=True))
-    empty = sum(1 for out in outputs if not tokenize(out))
-    return {"precision": p, "recall": r, "f1": f1, "empty": empty, "pages_per_s": len(pages) / elapsed}
+    return outputs, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def run_benchmarks(pages: list[tuple[str, str, bytes]], passes: int) -> dict[str, dict[str, float]]:
+    """Scores of every extractor, and its speed per core in its fastest pass.
+
+    Speed is pages per second of this process's CPU time, which other processes on a shared machine do not
+    inflate the way they inflate wall-clock time (also reported). The passes alternate between the extractors
+    (ours, baseline, ours, baseline, ...) so that what load remains hits both alike; the fastest pass is the
+    least disturbed one.
+    """
+    for extract in EXTRACTORS.values():
+        extract(pages[0][2], pages[0][0])  # warm-up: lazy loads (language model, caches) are not per-page costs
+    outputs: dict[str, list[str]] = {}
+    cpu: dict[str, float] = {}
+    wall: dict[str, float] = {}
+    for _ in range(passes):
+        for name, extract in EXTRACTORS.items():
+            out, cpu_s, wall_s = _timed_pass(pages, extract)
+            outputs.setdefault(name, out)
+            cpu[name] = min(cpu.get(name, cpu_s), cpu_s)
+            wall[name] = min(wall.get(name, wall_s), wall_s)
+    results = {}
+    for name, out in outputs.items():
+        p, r, f1 = precision_recall_f1(match(truth, o) for (_, truth, _), o in zip(pages, out, strict=True))
+        empty = sum(1 for o in out if not tokenize(o))
+        results[name] = {"precision": p, "recall": r, "f1": f1, "empty": empty,
+                         "pages_per_s": len(pages) / cpu[name], "wall_pages_per_s": len(pages) / wall[name]}
+    return results
 
 
 def vnexpress_scores(vn: Path) -> dict[str, tuple[float, float, float]]:
@@ -147,9 +172,19 @@ def string_cases(vn: Path) -> list[tuple[Path, str | None, list[str], list[str]]
     return cases
 
 
+def _in_title_or_authors(body: bytes, url: str | None, strings: Sequence[str]) -> set[str]:
+    """Must-keep strings our extractor put in the title or the authors instead of the text (by design)."""
+    try:
+        got = extract_article(decode_html(body), url)
+    except NotAnArticle:
+        return set()
+    elsewhere = _norm(" ".join([got.title or "", *got.authors]))
+    return {s for s in strings if _norm(s) in elsewhere}
+
+
 def report_strings(vn: Path) -> None:
     totals = {name: [0, 0] for name in EXTRACTORS}  # [missing must-keep, wrongly kept must-drop]
-    keep_total = drop_total = 0
+    keep_total = drop_total = moved = 0  # moved: our must-keeps found in the title or authors instead
     print(f"\n{'vn-news string checks':<49}{'ours':>24} | {'trafilatura':>24}")
     for page, url, keep, drop in string_cases(vn):
         body = page.read_bytes()
@@ -162,13 +197,17 @@ def report_strings(vn: Path) -> None:
             totals[name][1] += len(kept)
             cells.append(f"keep {len(keep) - len(missing)}/{len(keep)} drop-kept {len(kept)}/{len(drop)}")
             if name == "ours":
-                problems = [f"    missing: {s!r}" for s in missing] + [f"    kept:    {s!r}" for s in kept]
+                elsewhere = _in_title_or_authors(body, url, missing)
+                moved += len(elsewhere)
+                problems = [f"    missing: {s!r}" + ("  (in title/authors)" if s in elsewhere else "") for s in missing]
+                problems += [f"    kept:    {s!r}" for s in kept]
                 problems += [] if text else ["    (no text: NotAnArticle)"]
         print(f"  {page.name:<46} {cells[0]:>24} | {cells[1]:>24}")
         for line in problems:
             print(line)
     for name, (n_missing, n_kept) in totals.items():
-        print(f"  {name:<12} must-keep found {keep_total - n_missing}/{keep_total}, "
+        aside = f" (+{moved} in title/authors)" if name == "ours" and moved else ""
+        print(f"  {name:<12} must-keep found {keep_total - n_missing}/{keep_total}{aside}, "
               f"must-drop wrongly present {n_kept}/{drop_total}")
 
 
@@ -176,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_PAGES} benchmark pages")
+    parser.add_argument("--passes", type=int, default=2, help="timed passes per extractor, alternating (best kept)")
     args = parser.parse_args(argv)
     data: Path = args.data
     vn = data / "vn-news"
@@ -184,12 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.exit(f"bench/extraction.py: {needed} is missing; pass --data DIR (the shared data folder)")
 
     pages = load_benchmark(data, QUICK_PAGES if args.quick else None)
-    results = {name: run_benchmark(pages, fn) for name, fn in EXTRACTORS.items()}
-    print(f"article-extraction-benchmark: {len(pages)} pages, one process")
-    print(f"  {'extractor':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'empty':>6} {'pages/s':>8}")
+    results = run_benchmarks(pages, max(1, args.passes))
+    print(f"article-extraction-benchmark: {len(pages)} pages, one process, pages/s per core (CPU time) and "
+          f"wall-clock, fastest of {max(1, args.passes)} alternating passes")
+    print(f"  {'extractor':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'empty':>6} {'pages/s':>8} {'wall':>6}")
     for name, m in results.items():
         print(f"  {name:<12} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} "
-              f"{m['empty']:>6.0f} {m['pages_per_s']:>8.1f}")
+              f"{m['empty']:>6.0f} {m['pages_per_s']:>8.1f} {m['wall_pages_per_s']:>6.1f}")
 
     print("\nvn-news vnexpress_2025-10-22_fundus (summary + paragraphs, same metric)")
     for name, (p, r, f1) in vnexpress_scores(vn).items():

@@ -1,7 +1,8 @@
-"""General pre-extraction rules that clean a page's tree before trafilatura sees it.
+"""General rules that clean a page's tree before trafilatura sees it, and read what the cleaning removes.
 
 No site's CSS lives here: rules key on text labels (related-news boxes, print and share links), on layout
-(a right-aligned bold last line is a byline) and on structure (a table holding one image is a caption).
+(a right-aligned bold last line is a byline; a short line of names ends a Vietnamese article) and on
+structure (a table holding one image, or a centered line under an image, is a caption).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ RELATED_LABELS = (
     "xem thêm", "đọc thêm", "đọc nhiều", "tin mới", "tin nổi bật", "có thể bạn quan tâm", "bài liên quan",
     "related", "related articles", "related stories", "related news", "read more", "more stories",
     "more on this", "you may also like", "recommended", "most read", "most popular",
+    "you may also be interested in", "you might also like", "you might be interested in", "see also",
+    "also read", "recommended for you", "more news", "top stories", "read next", "what to read next",
 )
 # Link texts of page tools that are never article text.
 TOOL_LINKS = re.compile(
@@ -25,34 +28,48 @@ TOOL_LINKS = re.compile(
     r"xem phiên bản di động|phiên bản di động|mobile version|bình luận|comments?)\s*\]?\s*$",
     re.I,
 )
+# Elements that never hold text a reader sees, and ruby readings (trafilatura drops them; gone, the page's
+# paragraphs read as trafilatura's do).
+NEVER_TEXT = ("script", "style", "noscript", "template", "svg", "iframe", "link", "rt", "rp")
+# Page furniture: never article text (trafilatura drops it as well), though it may hold a byline or a date.
+FURNITURE = ("nav", "aside", "footer", "menu", "button", "select", "input", "textarea", "object", "embed", "audio",
+             "video", "canvas", "map")
 _RIGHT = re.compile(r"text-align\s*:\s*right", re.I)
-_WS = re.compile(r"\s+")
 MAX_BYLINE_CHARS = 60
+MAX_LABEL_CHARS = 60
+MAX_RELATED_LABEL_CHARS = 40
 
 
 def norm_text(text: str | None) -> str:
-    return _WS.sub(" ", unicodedata.normalize("NFC", text or "")).strip()
+    """Whitespace collapsed to single spaces, Unicode in NFC (Vietnamese pages mix composed and decomposed)."""
+    text = " ".join((text or "").split())
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
 def _label(text: str) -> str:
     return norm_text(text).lower().strip(" :»>-–—[]|•").strip()
 
 
-def _heading_text(el: lxml_html.HtmlElement) -> str | None:
-    """The element's own short text, if it could be a box label (cheap: no walk over descendants)."""
+_LABEL_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "div", "p", "span", "strong", "b", "li", "header")
+
+
+def _own_text(el: lxml_html.HtmlElement) -> str | None:
+    """The element's own text, or its only child's (<div><b>Tin liên quan</b></div>); cheap: no text_content()."""
     text = el.text
-    if (not text or not text.strip()) and len(el) == 1:
-        text = el[0].text  # <div><b>Tin liên quan</b></div>, <h3><a>Tin khác</a></h3>
-    if not text or len(text) > 60:
-        return None
+    if (not text or text.isspace()) and len(el) == 1:
+        text = el[0].text
     return text
 
 
-def _is_related_heading(el: lxml_html.HtmlElement) -> bool:
-    text = _heading_text(el)
-    if text is None or _label(text) not in RELATED_LABELS:
-        return False
-    return len(norm_text(el.text_content())) <= 40
+def _related_headings(root: lxml_html.HtmlElement) -> list[lxml_html.HtmlElement]:
+    """Elements whose own text is a related-news label ("Tin liên quan", "Related stories")."""
+    found: list[lxml_html.HtmlElement] = []
+    for el in root.iter(_LABEL_TAGS):
+        text = _own_text(el)
+        if text and len(text) <= MAX_LABEL_CHARS and _label(text) in RELATED_LABELS \
+                and len(norm_text(el.text_content())) <= MAX_RELATED_LABEL_CHARS:
+            found.append(el)
+    return found
 
 
 def _link_density(el: lxml_html.HtmlElement) -> float:
@@ -77,11 +94,7 @@ _CONTAINERS = ("html", "body", "article", "main")
 def drop_related_boxes(root: lxml_html.HtmlElement) -> int:
     """Remove boxes introduced by a related-news label and made mostly of links. Returns how many."""
     dropped = 0
-    headings = [
-        el for el in root.iter("h1", "h2", "h3", "h4", "h5", "h6", "div", "p", "span", "strong", "b", "li", "header")
-        if _is_related_heading(el)
-    ]
-    for el in headings:
+    for el in _related_headings(root):
         if not _attached(el, root) or el is root:
             continue
         label_len = len(norm_text(el.text_content()))
@@ -100,12 +113,12 @@ def drop_related_boxes(root: lxml_html.HtmlElement) -> int:
     return dropped
 
 
-_SHORT_LINKS = "//a[string-length(normalize-space(.)) < 40] | //button[string-length(normalize-space(.)) < 40]"
-
-
 def drop_tool_links(root: lxml_html.HtmlElement) -> None:
-    for a in root.xpath(_SHORT_LINKS):
-        if a.getparent() is not None and TOOL_LINKS.match(a.text_content() or ""):
+    """Remove print, share, comment and "mobile version" links and buttons."""
+    for a in list(root.iter("a", "button")):
+        # .text first: most links have no child elements, and text_content() costs an XPath call.
+        text = a.text if len(a) == 0 else a.text_content()
+        if text and len(text) <= MAX_LABEL_CHARS and TOOL_LINKS.match(text) and a.getparent() is not None:
             a.drop_tree()
 
 
@@ -132,7 +145,30 @@ def take_bylines(root: lxml_html.HtmlElement) -> list[str]:
     return names
 
 
-def _image_src(img: lxml_html.HtmlElement, base_url: str | None) -> str | None:
+# "Tin, ảnh: ", "Bài và ảnh: ", "Ảnh: ", "Nhóm phóng viên: " before the names of a signature line.
+_SIGNATURE_PREFIX = re.compile(
+    r"^(?:(?:tin|bài|ảnh|video|clip|nhóm phóng viên|phóng viên|pv)(?:\s*(?:,|và|-|&)\s*(?:tin|bài|ảnh|video|clip))*"
+    r"\s*:\s*)", re.I)
+_NAME_SEPARATORS = re.compile(r"\s+-\s+|\s*,\s*|\s+và\s+|\s*&\s*")
+MAX_NAME_WORDS = 5
+
+
+def _is_name(text: str) -> bool:
+    words = text.split()
+    return 2 <= len(words) <= MAX_NAME_WORDS and all(w[:1].isupper() and not any(c.isdigit() for c in w) for w in words)
+
+
+def signature(line: str) -> list[str]:
+    """Names signed on an article's last line ("Nguyễn Đình Quân", "Tin, ảnh: Vũ Phương Thảo"), if it is one."""
+    line = norm_text(line)
+    # "Theo Dân Trí" credits the source a story was taken from, not its author.
+    if len(line) > MAX_BYLINE_CHARS or line.endswith((".", "?", "!", ";")) or line.lower().startswith("theo "):
+        return []
+    names = [n for n in _NAME_SEPARATORS.split(_SIGNATURE_PREFIX.sub("", line)) if n]
+    return names if names and all(_is_name(n) for n in names) else []
+
+
+def image_src(img: lxml_html.HtmlElement, base_url: str | None) -> str | None:
     for attr in ("data-src", "data-original", "src"):
         src = (img.get(attr) or "").strip()
         if src and not src.startswith("data:"):
@@ -140,14 +176,57 @@ def _image_src(img: lxml_html.HtmlElement, base_url: str | None) -> str | None:
     return None
 
 
+_CENTER = re.compile(r"text-align\s*:\s*center", re.I)
+MAX_CAPTION_CHARS = 300
+
+
+def _is_centered(el: lxml_html.HtmlElement) -> bool:
+    while el is not None:
+        if (el.get("align") or "").lower() == "center" or _CENTER.search(el.get("style") or "") or el.tag == "center":
+            return True
+        el = el[0] if len(el) == 1 and not (el.text or "").strip() else None
+    return False
+
+
+def _text_sibling(el: lxml_html.HtmlElement, forward: bool) -> lxml_html.HtmlElement | None:
+    """The nearest element with text after (or before) this one, looking a few levels up if need be."""
+    for _ in range(3):
+        sib = el.getnext() if forward else el.getprevious()
+        while sib is not None and not (sib.text_content() or "").strip():
+            sib = sib.getnext() if forward else sib.getprevious()
+        if sib is not None or el.getparent() is None:
+            return sib
+        el = el.getparent()
+    return None
+
+
+def _caption_below(img: lxml_html.HtmlElement) -> str | None:
+    """A short centered line right under a block that holds only the image, amid text that is not centered:
+    the classic caption layout (a page that centers every paragraph has no such captions)."""
+    block = img
+    # Climb while the parent holds nothing but this block (cheap: no text_content() of big containers).
+    while (parent := block.getparent()) is not None and len(parent) == 1 \
+            and not (parent.text or "").strip() and not (block.tail or "").strip():
+        block = parent
+    below = block.getnext()
+    if below is None or below.find(".//img") is not None or not _is_centered(below):
+        return None
+    around = [el for el in (_text_sibling(block, False), _text_sibling(below, True)) if el is not None]
+    if not around or any(_is_centered(el) for el in around):
+        return None
+    text = norm_text(below.text_content())
+    return text if 0 < len(text) <= MAX_CAPTION_CHARS else None
+
+
 def collect_captions(root: lxml_html.HtmlElement, base_url: str | None) -> dict[str, str]:
-    """Map image URL to caption from <figure>/<figcaption> and from layout tables that hold one image."""
+    """Map image URL to caption: <figure>/<figcaption>, layout tables that hold one image, and a centered line
+    right under an image."""
     captions: dict[str, str] = {}
     for fig in root.iter("figure"):
         cap = fig.find(".//figcaption")
         imgs = list(fig.iter("img"))
         if cap is not None and len(imgs) == 1:
-            src = _image_src(imgs[0], base_url)
+            src = image_src(imgs[0], base_url)
             text = norm_text(cap.text_content())
             if src and text:
                 captions[src] = text
@@ -155,8 +234,13 @@ def collect_captions(root: lxml_html.HtmlElement, base_url: str | None) -> dict[
         imgs = list(table.iter("img"))
         if len(imgs) != 1 or table.find(".//table") is not None:
             continue
-        src = _image_src(imgs[0], base_url)
+        src = image_src(imgs[0], base_url)
         text = norm_text(table.text_content())
         if src and text and len(text) < 500:
             captions.setdefault(src, text)
+    for img in root.iter("img"):
+        src = image_src(img, base_url)
+        below = _caption_below(img) if src and src not in captions else None
+        if src and below:
+            captions[src] = below
     return captions

@@ -9,7 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from lxml import html as lxml_html
 
+from worker import dates, metadata
 from worker.errors import NotAnArticle
 from worker.extract import extract_article
 
@@ -109,3 +111,143 @@ def test_weak_ground_truth_of_2012_pages() -> None:
     assert got.title == case["title"]
     for snippet in case["text_contains"]:
         assert snippet in got.text
+
+
+# --- general rules, one small page each ----------------------------------------------------------------
+
+def _page(body: str, head: str = "", lang: str = "vi") -> str:
+    return (f"<html lang='{lang}'><head><title>Tiêu đề bài - Báo X</title>{head}</head>"
+            f"<body><article><h1>Tiêu đề bài</h1>{body}</article></body></html>")
+
+
+@pytest.mark.parametrize(("dateline", "expected"), [
+    pytest.param("Thứ Ba, 04/08/2020 09:30", "2020-08-04T09:30:00+07:00", id="weekday-slash-time"),
+    pytest.param("Thứ năm, 6/8/2020, 14:05 (GMT+7)", "2020-08-06T14:05:00+07:00", id="vnexpress-gmt"),
+    pytest.param("Thứ Ba, 25/12/2012 - 10:03", "2012-12-25T10:03:00+07:00", id="dash-before-time"),
+    pytest.param("Cập nhật thứ hai, ngày 24/12/12 11:05 tối", "2012-12-24T23:05:00+07:00", id="two-digit-year-evening"),
+    pytest.param("23/03/2015 08:06 GMT+7", "2015-03-23T08:06:00+07:00", id="no-weekday-gmt"),
+    pytest.param("19/12/2012 17:41", "2012-12-19T17:41:00+07:00", id="bare-date-time-on-vietnamese-page"),
+])
+def test_day_first_dateline_by_the_headline(dateline: str, expected: str) -> None:
+    got = extract_article(_page(f"<p class='time'>{dateline}</p><p>{PARA}</p><p>{PARA}</p>"), "https://x.vn/a")
+    assert got.published_at == datetime.fromisoformat(expected)
+    assert dateline not in got.text  # a dateline is not article text
+
+
+@pytest.mark.parametrize(("head", "body", "expected"), [
+    pytest.param("<meta property='article:published_time' content='2020-08-04T10:00:00+07:00'>",
+                 "<p>Thứ Ba, 05/08/2020 09:30</p>", "2020-08-04T10:00:00+07:00", id="declared-date-wins"),
+    pytest.param("<meta itemprop='datePublished' content='2012-12-25'>", "<p>Thứ Ba, 25/12/2012 - 10:03</p>",
+                 "2012-12-25T10:03:00+07:00", id="dateline-adds-time-to-declared-day"),
+    pytest.param("<meta itemprop='datePublished' content='2012-12-24'>", "<p>Thứ Ba, 25/12/2012 - 10:03</p>",
+                 "2012-12-24T00:00:00", id="declared-day-wins-over-other-day"),
+])
+def test_declared_dates_and_datelines(head: str, body: str, expected: str) -> None:
+    got = extract_article(_page(f"{body}<p>{PARA}</p><p>{PARA}</p>", head), "https://x.vn/a")
+    assert got.published_at == datetime.fromisoformat(expected)
+
+
+def test_a_list_of_bare_dates_is_not_a_dateline() -> None:
+    other = "".join(f"<li><a href='/{i}'>Tin khác số {i}</a> | {i}/12/2012</li>" for i in range(1, 4))
+    root = lxml_html.document_fromstring(_page(f"<p>{PARA}</p><ul>{other}</ul>"))
+    assert dates.datelines(root, datetime.now().astimezone()).best(vietnamese=True) is None
+
+
+@pytest.mark.parametrize(("name", "host", "expected"), [
+    pytest.param("2003-2011, Báo Thanh Niên", "thanhnien.com.vn", "Báo Thanh Niên", id="copyright-years"),
+    pytest.param("Tin tức thời sự - Báo Tuổi Trẻ", "tuoitre.vn", "Báo Tuổi Trẻ", id="tagline-and-name"),
+    pytest.param("Báo Tuổi Trẻ - Tin tức thời sự", "tuoitre.vn", "Báo Tuổi Trẻ", id="name-first"),
+    pytest.param("Tin tức thời sự - Báo Tuổi Trẻ", None, "Báo Tuổi Trẻ", id="no-host-name-last"),
+    pytest.param("© 2020 VnExpress", "vnexpress.net", "VnExpress", id="copyright-sign"),
+    pytest.param("@nytimes", "nytimes.com", "nytimes", id="twitter-handle"),
+    pytest.param("vnexpress.net", "vnexpress.net", "vnexpress.net", id="already-clean"),
+])
+def test_site_name_cleanup(name: str, host: str | None, expected: str) -> None:
+    assert metadata.clean_site_name(name, host) == expected
+
+
+@pytest.mark.parametrize(("last_line", "authors"), [
+    pytest.param("Tin, ảnh: Vũ Phương Thảo", ("Vũ Phương Thảo",), id="credit-prefix"),
+    pytest.param("Nguyễn Đình Quân", ("Nguyễn Đình Quân",), id="bare-name"),
+    pytest.param("Quang Phong - Tùng Nguyên", ("Quang Phong", "Tùng Nguyên"), id="two-names"),
+    pytest.param("Theo Dân Trí", (), id="source-credit-is-not-an-author"),
+    pytest.param("Hà Nội sẽ có thêm 3 cây cầu mới.", (), id="sentence"),
+])
+def test_last_short_line_signs_a_vietnamese_article(last_line: str, authors: tuple[str, ...]) -> None:
+    got = extract_article(_page(f"<p>{PARA}</p><p>{PARA}</p><p>{last_line}</p>"), "https://x.vn/a")
+    assert got.authors == authors
+    assert last_line in got.text  # not bold and right-aligned: it stays where the page printed it
+
+
+@pytest.mark.parametrize("block", [
+    pytest.param("<p>READ MORE: Another story about something else entirely</p>", id="read-more"),
+    pytest.param("<p>Xem thêm: Bài khác về chuyện khác</p>", id="xem-them"),
+    pytest.param("<p><a href='/other-story'>A headline of another story on this site</a></p>", id="link-teaser"),
+    pytest.param("<div><a href='/x'><img src='/x.jpg'><h3>Milan Design Week: another story on this site</h3></a></div>",
+                 id="headline-inside-a-link"),
+    pytest.param("<p>" + ", ".join(f"<a href='/tag/{i}'>từ khóa số {i} của bài</a>" for i in range(12)) + "</p>",
+                 id="long-list-of-tag-links"),
+    pytest.param("<p>Từ khóa</p>", id="tag-label"),
+    pytest.param("<p>UPDATED: Tue., Nov. 19, 2019</p>", id="dateline"),
+])
+def test_precision_filters(block: str) -> None:
+    # Two different paragraphs: trafilatura drops a paragraph that repeats the one before it.
+    got = extract_article(_page(f"<p>{PARA}</p>{block}<p>Đoạn hai. {PARA}</p>"), "https://x.vn/a")
+    assert lxml_html.fromstring(block).text_content().strip() not in got.text
+    assert got.text.count(PARA.strip()) == 2
+
+
+def test_a_link_inside_a_sentence_is_kept() -> None:
+    linked = "Theo <a href='/a'>báo cáo của Bộ Y tế</a>, số ca mắc mới đã giảm mạnh trong tháng qua so với tháng trước."
+    got = extract_article(_page(f"<p>{PARA}</p><p>{linked}</p><p>{PARA}</p>"), "https://x.vn/a")
+    assert "báo cáo của Bộ Y tế, số ca mắc mới" in got.text
+
+
+def test_an_article_split_into_twin_containers_is_read_whole() -> None:
+    first = "".join(f"<p>Phần một, đoạn {i}. {PARA}</p>" for i in range(3))
+    second = "".join(f"<p>Phần hai, đoạn {i}. {PARA}</p>" for i in range(3))
+    body = (f"<div class='chunks'><div class='grid body'><div class='article-body'>{first}</div></div>"
+            "<div class='ad'>Quảng cáo</div>"
+            f"<div class='grid body'><div class='article-body'>{second}</div></div></div>")
+    got = extract_article(_page(body, lang="en"), "https://x.vn/a")
+    assert "Phần một, đoạn 0." in got.text and "Phần hai, đoạn 2." in got.text
+
+
+def test_a_section_page_of_teasers_is_not_an_article() -> None:
+    teasers = "".join(
+        f"<div class='item'><h3><a href='/story-{i}.html'>Tiêu đề của câu chuyện số {i} trên trang chủ hôm nay</a></h3>"
+        f"<p>Tóm tắt câu chuyện số {i}: {PARA[:150]}</p></div>" for i in range(8))
+    html = f"<html><head><title>Báo X</title></head><body><div class='list'>{teasers}</div></body></html>"
+    with pytest.raises(NotAnArticle):
+        extract_article(html, "https://x.vn/thoi-su")
+
+
+def test_centered_line_under_an_image_is_its_caption() -> None:
+    body = (f"<p>{PARA}</p><div align='center'><img src='/img/b.jpg' width='500'></div>"
+            "<div align='center'><span>Đặng Văn T. trong phiên phúc thẩm</span></div>"
+            f"<p>{PARA}</p>")
+    got = extract_article(_page(body), "https://x.vn/a.html")
+    assert [(i.url, i.caption) for i in got.images] == [("https://x.vn/img/b.jpg", "Đặng Văn T. trong phiên phúc thẩm")]
+    assert "phiên phúc thẩm" not in got.text
+
+
+def test_line_breaks_inside_a_paragraph_do_not_glue_words() -> None:
+    got = extract_article(_page(f"<p>{PARA}<br>Dòng thứ hai của đoạn văn.<br><br>{PARA}</p>"), "https://x.vn/a")
+    assert "đoạn văn. Đây" not in got.text and "chính.Dòng" not in got.text
+    assert "\nDòng thứ hai của đoạn văn.\n" in got.text
+
+
+def test_extraction_depends_on_the_page_only() -> None:
+    html = page("vnexpress_2025-10-22_fundus.html")
+    first = extract_article(html, VNEXPRESS_URL)
+    extract_article(page("myfeed2012_dantri1.html"), "https://example.vn/b")
+    assert extract_article(html, VNEXPRESS_URL) == first
+
+
+def test_list_items_start_with_a_dash_and_table_cells_are_joined_by_tabs() -> None:
+    items = "".join(f"<li>Điều {i}: người lao động được nghỉ thêm một ngày khi làm việc đủ năm năm liên tục.</li>"
+                    for i in range(1, 4))
+    table = "<table><tr><th>Tỉnh</th><th>Số ca</th></tr><tr><td>Hà Nội</td><td>120</td></tr></table>"
+    got = extract_article(_page(f"<p>{PARA}</p><ul>{items}</ul>{table}<p>{PARA}</p>"), "https://x.vn/a")
+    assert "- Điều 2: người lao động" in got.text
+    assert "Hà Nội\t120" in got.text and "|" not in got.text
