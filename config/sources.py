@@ -27,6 +27,21 @@ class SiteConfig(BaseModel):
     language: str | None = None
     rate_limit: float | None = Field(None, gt=0)  # requests per second to this site (default: global)
     max_concurrency: int | None = Field(None, ge=1)
+    # CSS selectors of this site's own boilerplate, removed before extraction. Rarely needed: the general
+    # rules handle most sites.
+    drop: tuple[str, ...] = ()
+
+    @field_validator("drop")
+    @classmethod
+    def _valid_selectors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from cssselect import GenericTranslator, SelectorError
+
+        for selector in value:
+            try:
+                GenericTranslator().css_to_xpath(selector)
+            except SelectorError as exc:
+                raise ValueError(f"bad CSS selector {selector!r}: {exc}") from None
+        return value
 
     @field_validator("timezone")
     @classmethod

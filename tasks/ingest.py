@@ -17,7 +17,8 @@ from worker.charset import decode_html
 from worker.errors import IngestError, TemporaryError
 from worker.failures import record_failure
 from worker.fetch import fetch_page
-from worker.models import FeedEntry, Response
+from worker.models import Article, FeedEntry, Response
+from worker.neardup import find_near_duplicate, remember, simhash
 from worker.politeness import HostBusy, release_lease, wait_for_turn
 from worker.robots import check_robots, load_robots
 from worker.stream import is_published, publish_article
@@ -50,6 +51,7 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         stage = "build"
         entry = FeedEntry.from_json(hints) if hints else None
         article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title), entry)
+        article = mark_near_duplicate(rt, article)
         stage = "publish"
         published = publish_article(rt.redis, s.stream, s.key_prefix, article,
                                     retention=rt.retention, marker_ttl=s.seen_ttl_seconds * 2)
@@ -90,6 +92,17 @@ def polite_fetch(rt: Runtime, url: str, slot_at: float | None) -> Response:
             return fetch_page(rt.http, url, rt.limits(s.max_page_bytes))
     finally:
         release_lease(rt.redis, s.key_prefix, host, token)
+
+
+def mark_near_duplicate(rt: Runtime, article: Article) -> Article:
+    """Set `duplicate_of` when an earlier article has nearly the same text, and remember this one's text."""
+    h = simhash(article.text)
+    if h is None:
+        return article
+    s = rt.settings
+    earlier = find_near_duplicate(rt.redis, s.key_prefix, article.id, h)
+    remember(rt.redis, s.key_prefix, article.id, h, s.seen_ttl_seconds)
+    return article.model_copy(update={"duplicate_of": earlier}) if earlier else article
 
 
 def _fail(url: str, feed_url: str | None, stage: str, exc: IngestError, attempts: int) -> None:

@@ -84,11 +84,13 @@ class Runtime:
 
     def extract(self, html: str, url: str) -> Extracted:
         """Run extraction in the process pool (inline when `extract_processes` is 0)."""
+        found = self.sources.site_for(urlsplit(url).hostname or "")
+        drop = found[1].drop if found else ()
         if self.settings.extract_processes == 0:
-            return extract_article(html, url)
+            return extract_article(html, url, drop)
         pool = self._get_pool()
         try:
-            return pool.submit(extract_article, html, url).result()
+            return pool.submit(extract_article, html, url, drop).result()
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from worker.errors import NotAnArticle
@@ -29,6 +29,18 @@ def _aware(value: datetime | None, tz: str) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=ZoneInfo(tz))
+
+
+DATE_DISAGREEMENT = timedelta(days=2)
+
+
+def _flags(page: Extracted, hints: FeedEntry | None, tz: str) -> list[str]:
+    """What looks wrong: a page date far from the feed's (a stale or misread date on the page)."""
+    flags = []
+    page_date = _aware(page.published_at, tz)
+    if page_date and hints and hints.published_at and abs(page_date - hints.published_at) > DATE_DISAGREEMENT:
+        flags.append("published_at_differs_from_feed")
+    return flags
 
 
 def _published(page: datetime | None, feed: datetime | None, tz: str) -> datetime | None:
@@ -75,4 +87,5 @@ def build_article(
         tags=tags,
         fetched_at=fetched_at or datetime.now(UTC),
         extractor=ExtractorV1(name=EXTRACTOR_NAME, version=EXTRACTOR_VERSION),
+        flags=_flags(page, hints, origin.timezone),
     )

@@ -93,11 +93,18 @@ def _authors(named: list[str], texts: list[str], vietnamese: bool, site_name: st
     return list(dict.fromkeys(a for a in found if not site_name or a.lower() != site_name.lower()))
 
 
-def extract_article(html: str, url: str | None = None) -> Extracted:
-    """Extract the article of one page. Raises NotAnArticle when there is no article text."""
+def extract_article(html: str, url: str | None = None, drop: tuple[str, ...] = ()) -> Extracted:
+    """Extract the article of one page. Raises NotAnArticle when there is no article text.
+
+    `drop`: CSS selectors of a site's own boilerplate (a per-site override in config/feeds.yaml), removed first.
+    """
     if not html or not html.strip():
         raise NotAnArticle("empty_page")
     root = _parse(html)
+    for selector in drop:
+        for el in root.cssselect(selector):
+            if el.getparent() is not None:
+                el.drop_tree()
     page = metadata.read_page(root)
     # From here on the tree is cleaned in place; trafilatura works on copies of it.
     etree.strip_elements(root, *boilerplate.NEVER_TEXT, with_tail=False)

@@ -138,6 +138,12 @@ class Article(BaseModel):
     tags: list[str] = Field(description="Keywords / topics")
     fetched_at: AwareDatetime = Field(description="When the page was fetched (UTC)")
     extractor: ExtractorV1
+    duplicate_of: str | None = Field(
+        None, description="Id of an earlier article with nearly the same text (the same story elsewhere), if any")
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Doubts about the data, e.g. 'published_at_differs_from_feed' when page and feed dates disagree")
+    # Keep `revision` last: the publish script fills in its value at the end of the JSON.
     revision: int = Field(1, ge=1, description="1 when first published; +1 for each materially changed version")
 
     def to_json(self) -> str:

@@ -155,3 +155,16 @@ def test_a_page_disallowed_by_robots_is_a_failure_and_others_go_on(rt: Runtime, 
     failures = list_failures(r, rt.settings.key_prefix)
     assert [(f["url"], f["stage"], f["reason"]) for f in failures] == [(private, "fetch", "robots")]
     assert "/private/a.html" not in site.hits and site.hits["/robots.txt"] == 1
+
+
+def test_the_same_story_under_another_url_carries_duplicate_of(rt: Runtime, site: LocalSite,
+                                                               r: redis_lib.Redis) -> None:
+    first = site.add("/a.html", PAGE)
+    second = site.add("/copy/b.html", PAGE.replace("Ngày 22/10,".encode(), "Hôm 22/10,".encode()))
+    other = site.add("/other.html", (Path(__file__).parents[1] / "data" / "site" / "pages" /
+                                     "vnexpress_2023-11-02_htmldate.html").read_bytes())
+    for url in (first, second, other):
+        assert ingest_article(url, None, None, None) is not None
+    got = {a.url: a for a in (Article.from_json(f["article"]) for _id, f in r.xrange(rt.settings.stream))}
+    assert got[first].duplicate_of is None and got[other].duplicate_of is None
+    assert got[second].duplicate_of == got[first].id

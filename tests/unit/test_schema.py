@@ -12,7 +12,7 @@ from worker.stream import stream_fields
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "article.schema.json"
 V1_FIELDS = ["schema", "id", "url", "feed_url", "feed_urls", "site", "section", "title", "authors", "published_at", "language",
-             "lead", "text", "images", "tags", "fetched_at", "extractor", "revision"]
+             "lead", "text", "images", "tags", "fetched_at", "extractor", "duplicate_of", "flags", "revision"]
 
 
 def sample() -> Article:
