@@ -74,6 +74,11 @@ def _is_json_feed(body: bytes, content_type: str | None) -> bool:
     return ctype in ("application/feed+json", "application/json") or body.lstrip()[:1] == b"{"
 
 
+def _text(value: Any) -> str | None:
+    """A JSON value that should be a string: itself, or None when it is anything else."""
+    return value if isinstance(value, str) else None
+
+
 def _json_when(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -96,29 +101,50 @@ def _parse_json_feed(body: bytes, base_url: str) -> ParsedFeed:
     for item in items:
         if not isinstance(item, dict):
             continue
-        authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
-        name = next((a.get("name") for a in authors if isinstance(a, dict) and a.get("name")), None)
+        authors = item.get("authors") if isinstance(item.get("authors"), list) else [item.get("author")]
+        name = next((_text(a.get("name")) for a in authors if isinstance(a, dict) and _text(a.get("name"))), None)
+        tags = item.get("tags") if isinstance(item.get("tags"), list) else []
         raw.append({
-            "link": item.get("url") or item.get("external_url") or "", "id": str(item.get("id") or ""),
-            "title": item.get("title"), "summary": item.get("summary") or item.get("content_text"),
-            "author": name, "tags": [{"term": t} for t in item.get("tags") or () if isinstance(t, str)],
+            "link": _text(item.get("url")) or _text(item.get("external_url")) or "", "id": _text(item.get("id")),
+            "title": _text(item.get("title")), "summary": _text(item.get("summary")) or _text(item.get("content_text")),
+            "author": name, "tags": [{"term": t} for t in tags if isinstance(t, str)],
             "_published": _json_when(item.get("date_published")), "_updated": _json_when(item.get("date_modified")),
         })
-    title = data.get("title") if isinstance(data.get("title"), str) else None
-    return _collect(raw, base_url, _clean(title), None, None)
+    return _collect(raw, base_url, _clean(_text(data.get("title"))), None, None)
+
+
+_DECLARED_UTF8 = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']utf-?8["']""", re.I)
+
+
+def _repair_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """A feed declared UTF-8 with a few invalid bytes: replace just those. Left to feedparser, one bad byte
+    makes it re-decode the whole document in a legacy charset, garbling every Vietnamese title."""
+    declared = _DECLARED_UTF8.match(body[:200]) or "utf-8" in (content_type or "").lower().replace("utf8", "utf-8")
+    if not declared:
+        return body, None
+    try:
+        body.decode("utf-8")
+        return body, None
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", errors="replace")
+        return text.encode("utf-8"), f"InvalidUTF8: {text.count(chr(0xFFFD))} invalid byte sequences replaced"
 
 
 def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse feed bytes; entries keep feed order, duplicates (same canonical URL) removed."""
     if _is_json_feed(body, content_type):
         return _parse_json_feed(body, base_url)
+    body, repaired = _repair_utf8(body, content_type)
     headers = {"content-location": base_url}
     if content_type:
         headers["content-type"] = content_type
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
-    problem = None
+    try:
+        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
+    except Exception as exc:  # noqa: BLE001 - hostile input reaches odd corners of feedparser; ours is one error
+        raise PermanentError("feed_malformed", f"{type(exc).__name__}: {exc}"[:300]) from None
+    problem = repaired
     exc = parsed.get("bozo_exception")
-    if parsed.get("bozo") and not isinstance(exc, _HARMLESS):
+    if parsed.get("bozo") and not isinstance(exc, _HARMLESS) and problem is None:
         problem = f"{type(exc).__name__}: {exc}"[:300] if exc else "malformed feed"
     version = parsed.get("version") or ""
     if not parsed.entries and (problem or not version):

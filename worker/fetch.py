@@ -100,6 +100,12 @@ def fetch(
             raise PermanentError("bad_url", str(exc)) from None
         except httpx.DecodingError as exc:
             raise PermanentError("bad_encoding", str(exc)[:200]) from None
+        except httpx.RemoteProtocolError as exc:
+            # A response that breaks HTTP itself (e.g. a 100 KB Location header) will not get better with a
+            # retry; a connection dropped mid-response will.
+            if "header" in str(exc).lower():
+                raise PermanentError("bad_response", str(exc)[:200]) from None
+            raise TemporaryError("connection", f"{type(exc).__name__}: {str(exc)[:200]}") from None
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise TemporaryError("connection", f"{type(exc).__name__}: {str(exc)[:200]}") from None
     raise PermanentError("too_many_redirects", f"more than {limits.max_redirects} redirects")

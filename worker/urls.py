@@ -18,8 +18,13 @@ def canonical_url(url: str, base: str | None = None) -> str:
     Raises PermanentError("bad_url") for anything that cannot name a web page.
     """
     url = (url or "").strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise PermanentError("bad_url", f"URL longer than {MAX_URL_LENGTH} characters")
     if base:
-        url = urljoin(base, url)
+        try:
+            url = urljoin(base, url)
+        except ValueError as exc:  # e.g. a malformed bracketed host, "http://[oops/"
+            raise PermanentError("bad_url", f"{url[:200]!r}: {exc}") from None
     if len(url) > MAX_URL_LENGTH:
         raise PermanentError("bad_url", f"URL longer than {MAX_URL_LENGTH} characters")
     try:
