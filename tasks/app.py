@@ -10,7 +10,13 @@ import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_task_publish, setup_logging, worker_process_shutdown, worker_shutdown
+from celery.signals import (
+    after_task_publish,
+    setup_logging,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from config import Settings, load_settings
 from tasks.logs import configure_logging
@@ -88,6 +94,11 @@ def _scheduler_ticked(**_: Any) -> None:
     # Runs in the beat process each time it sends a tick: `ingest health` reads it to tell beat is alive.
     rt = runtime()
     rt.redis.set(rt.settings.key("scheduler", "last_tick"), f"{time.time():.3f}")
+
+
+@worker_ready.connect
+def _warm_extraction_pool(**_: Any) -> None:
+    runtime().warm_up()
 
 
 @worker_shutdown.connect

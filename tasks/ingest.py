@@ -13,14 +13,13 @@ from tasks import metrics
 from tasks.app import app, runtime
 from tasks.runtime import Runtime
 from worker.article import build_article
-from worker.charset import decode_html
 from worker.errors import IngestError, TemporaryError
 from worker.failures import record_failure
 from worker.fetch import fetch_page
 from worker.models import Article, FeedEntry, Response
 from worker.neardup import find_near_duplicate, remember, simhash
 from worker.politeness import HostBusy, release_lease, wait_for_turn
-from worker.robots import check_robots, load_robots
+from worker.robots import check_robots
 from worker.stream import is_published, publish_article
 from worker.urls import article_id
 
@@ -47,7 +46,7 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         page = polite_fetch(rt, url, slot_at)
         stage = "extract"
         with metrics.EXTRACT_SECONDS.time():
-            extracted = rt.extract(decode_html(page.body, page.headers.get("content-type")), page.url)
+            extracted = rt.extract(page.body, page.headers.get("content-type"), page.url)
         stage = "build"
         entry = FeedEntry.from_json(hints) if hints else None
         article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title), entry)
@@ -82,7 +81,7 @@ def polite_fetch(rt: Runtime, url: str, slot_at: float | None) -> Response:
     """Fetch a page if robots.txt allows it, in the host's turn (rate and concurrency shared via Redis)."""
     s = rt.settings
     host = urlsplit(url).netloc.lower()  # politeness is per origin server: host and port
-    rules = load_robots(rt.redis, rt.http, s.key_prefix, url, rt.limits(s.max_page_bytes), s.robots_ttl)
+    rules = rt.robots(url)
     check_robots(rules, url, s.robots_agent)
     policy = rt.host_policy(host, rules.crawl_delay(s.robots_agent))
     token = wait_for_turn(rt.redis, s.key_prefix, host, policy, slot_at=slot_at, max_defer=s.max_defer,

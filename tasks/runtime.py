@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -15,26 +16,30 @@ from urllib.parse import urlsplit
 
 import httpx
 import redis
+from protego import Protego
 
 from config import Settings, Sources, load_sources
 from worker.article import Origin
 from worker.errors import TemporaryError
-from worker.extract import extract_article
 from worker.fetch import FetchLimits, make_client
 from worker.models import Extracted
 from worker.politeness import HostPolicy
 from worker.registry import Registry
+from worker.robots import load_robots, robots_url
 from worker.seen import listing_feeds
 from worker.stream import Retention
 from worker.urls import article_id
 
 EXTRACTIONS_PER_PROCESS = 500  # recycle extraction processes to bound their memory
+ROBOTS_MEMORY_SECONDS = 60.0
+ROBOTS_IN_MEMORY = 10_000  # sites; the cache starts afresh past this
 
 
 @dataclass
 class Runtime:
     settings: Settings
     _pool: Executor | None = field(default=None, repr=False)
+    _robots: dict[str, tuple[float, Protego]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
@@ -65,6 +70,21 @@ class Runtime:
         s = self.settings
         return FetchLimits(max_bytes, s.allow_private_networks, s.max_redirects, s.total_timeout, s.allowed_hosts)
 
+    def robots(self, url: str) -> Protego:
+        """The site's robots.txt rules: from this process's memory for a minute, else from Redis (shared by all
+        workers, `INGEST_ROBOTS_TTL`), else fetched."""
+        key = robots_url(url)
+        now = time.monotonic()
+        hit = self._robots.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        s = self.settings
+        rules = load_robots(self.redis, self.http, s.key_prefix, url, self.limits(s.max_page_bytes), s.robots_ttl)
+        if len(self._robots) > ROBOTS_IN_MEMORY:
+            self._robots.clear()
+        self._robots[key] = (now + ROBOTS_MEMORY_SECONDS, rules)
+        return rules
+
     def host_policy(self, host: str, crawl_delay: float | None = None) -> HostPolicy:
         found = self.sources.site_for(host.rsplit(":", 1)[0] if not host.endswith("]") else host)
         site = found[1] if found else None
@@ -82,15 +102,20 @@ class Runtime:
             language=site.language if site else None,
         )
 
-    def extract(self, html: str, url: str) -> Extracted:
-        """Run extraction in the process pool (inline when `extract_processes` is 0)."""
+    def extract(self, body: bytes, content_type: str | None, url: str) -> Extracted:
+        """Decode and extract a fetched page in the process pool (inline when `extract_processes` is 0).
+
+        worker.extract is imported here, not at the top: this process only hands pages over, and keeping
+        trafilatura, lxml and numpy out of it saves tens of MB per worker and scheduler."""
+        from worker.extract import extract_page
+
         found = self.sources.site_for(urlsplit(url).hostname or "")
         drop = found[1].drop if found else ()
         if self.settings.extract_processes == 0:
-            return extract_article(html, url, drop)
+            return extract_page(body, content_type, url, drop)
         pool = self._get_pool()
         try:
-            return pool.submit(extract_article, html, url, drop).result()
+            return pool.submit(extract_page, body, content_type, url, drop).result()
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:
@@ -106,6 +131,17 @@ class Runtime:
                     max_tasks_per_child=EXTRACTIONS_PER_PROCESS,
                 )
             return self._pool
+
+    def warm_up(self) -> None:
+        """Start the extraction processes now and import the extraction stack in each, so the first pages
+        do not wait for the pool's start-up."""
+        if self.settings.extract_processes == 0:
+            return
+        from worker.extract import warm
+
+        pool = self._get_pool()
+        for future in [pool.submit(warm) for _ in range(self.settings.extract_processes)]:
+            future.result()
 
     def close(self) -> None:
         with self._lock:

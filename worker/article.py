@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from zoneinfo import ZoneInfo
 
 from worker.errors import NotAnArticle
-from worker.extract import EXTRACTOR_NAME, EXTRACTOR_VERSION
 from worker.models import Article, Extracted, ExtractorV1, FeedEntry, ImageV1, SiteV1
 from worker.urls import article_id, site_domain
+
+# Read from package metadata, not by importing trafilatura: processes that only build or publish articles
+# (the worker's main process, the scheduler) stay free of the extraction stack's memory.
+EXTRACTOR_NAME = "trafilatura"
+EXTRACTOR_VERSION = version("trafilatura")
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from lxml.html import HtmlElement
 from trafilatura.utils import load_html
 
 from worker import blockfilter, boilerplate, dates, locate, metadata
+from worker.charset import decode_html
 from worker.content import find_content
 from worker.errors import NotAnArticle
 from worker.models import Extracted, Image
 
 EXTRACTOR_NAME = "trafilatura"
-EXTRACTOR_VERSION = trafilatura.__version__
+EXTRACTOR_VERSION = trafilatura.__version__  # worker.article reads the same from package metadata
 MIN_TEXT_CHARS = 200
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 # Enough text for a stable language guess (same verdicts as 1,500 characters on our test pages, at half the cost).
@@ -144,3 +145,13 @@ def extract_article(html: str, url: str | None = None, drop: tuple[str, ...] = (
         tags=tuple(metadata.tags(page)),
         canonical_url=metadata.canonical_url(page, url),
     )
+
+
+def extract_page(body: bytes, content_type: str | None, url: str, drop: tuple[str, ...] = ()) -> Extracted:
+    """Decode fetched bytes and extract them: what an extraction process runs, so the page crosses the process
+    boundary once, as bytes, and the decoding cost stays off the fetching threads."""
+    return extract_article(decode_html(body, content_type), url, drop)
+
+
+def warm() -> None:
+    """Nothing to do: importing this module is the warm-up (an extraction process calls it once at start)."""

@@ -1,0 +1,299 @@
+"""Throughput of the whole pipeline against the machine's limit, measured side by side (issue 9).
+
+Per latency (`--latency-ms 0,50,200`) a site on 127.0.0.1 serves S section feeds x A articles (real pages from
+`../shared/data`, gunzipped into memory, each under its own URL; ETags). On those articles, one after the other:
+- ceiling: `extract_article(decode_html(page), url)` from memory in a warm Pool of one process per core (no
+  Redis, Celery or HTTP), before and after the pipeline, averaged;
+- naive: one process, per feed a plain GET + feedparser, per entry a plain GET + `trafilatura.extract`, for
+  at most `--naive-seconds` (its pace is constant);
+- pipeline: the real stack (`tasks.stack.Stack`: beat, the threaded worker, its extraction processes) from a
+  cold start on a fresh private redis-server until every article is on the stream; the one local host stands
+  for the many sites of a real run, so its politeness limits are lifted in the feeds file.
+Method. Pages our extractor rejects are left out. The site notes, per article, the arrival of the feed request
+whose answer (200, not 304) first listed it: the poll that found it (answer time minus the latency LocalSite
+sleeps first). XADD time = stream entry id (ms since the epoch). Rate = N / (last XADD - first poll); "steady" =
+80% of N between the 10th and 90th percentile XADD. Latency p50/p95 = XADD - poll, under load (the bulk) and
+under light load (`--light` articles added after the bulk, LIGHT_GAP s apart; feeds are polled every second).
+psutil samples the stack twice a second: peak RSS/PSS per process type, peak PSS of scheduler + worker +
+extraction (Redis apart), CPU ms per article (first poll to last XADD) per type and for the rest of the machine
+("others": it is shared, so read figures as ratios to the same run's ceiling). Last line(s), medians over
+`--repeat`: `throughput: pipeline=X/s ceiling=Y/s ratio=Z naive=W/s latency_ms=L` (L: light-load p50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import gzip
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import psutil
+import redis
+import trafilatura
+import yaml
+
+from config import load_settings
+from demo.site import LocalSite, Route, rss
+from tasks.stack import PrivateRedis, Stack, free_port
+from worker.charset import decode_html
+from worker.errors import IngestError
+from worker.extract import extract_article
+from worker.failures import failures_key
+from worker.urls import canonical_url
+
+SOURCES = ("article-extraction-benchmark/html", "vn-news/vi/articles")  # under --data, ../shared/data by default
+PROCS, LIGHT_GAP = os.cpu_count() or 1, 0.7  # ceiling processes; seconds between light-load articles
+PRESETS = {"quick": dict(feeds=4, articles=25, latency_ms="50", light=5, naive_seconds=4.0, timeout=40.0),
+           "full": dict(feeds=12, articles=50, latency_ms="0,50,200", light=12, naive_seconds=15.0, timeout=180.0)}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile, linear between closest ranks (numpy's default); nan when there is no value."""
+    if not values:
+        return float("nan")
+    ordered, pos = sorted(values), (len(values) - 1) * q / 100
+    lo, hi = int(pos), min(int(pos) + 1, len(values) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def latencies_ms(found: dict[str, float], xadds: dict[str, int], urls: list[str]) -> list[float]:
+    """XADD time (ms) minus the time of the poll that found each URL (s), in ms, for URLs that have both."""
+    return [xadds[u] - found[u] * 1000 for u in urls if u in xadds and u in found]
+
+
+def _extract(job: tuple[bytes, str]) -> bool:
+    try:
+        return bool(extract_article(decode_html(job[0]), job[1]))
+    except IngestError:
+        return False
+
+
+def ceiling(pool: Any, jobs: list[tuple[bytes, str]]) -> tuple[float, float]:
+    """Articles/s, and CPU ms per article of the pool's processes (this process's only children now)."""
+    pool.map(_extract, jobs[: PROCS * 4], chunksize=1)  # warm up every process
+    kids = psutil.Process().children()
+    cpu0, t0 = sum(sum(k.cpu_times()[:2]) for k in kids), time.perf_counter()
+    pool.map(_extract, jobs, chunksize=1)
+    wall, cpu = time.perf_counter() - t0, sum(sum(k.cpu_times()[:2]) for k in kids) - cpu0
+    return len(jobs) / wall, cpu * 1000 / len(jobs)
+
+
+def naive(feed_urls: list[str], budget: float) -> float:
+    get = urllib.request.build_opener(urllib.request.ProxyHandler({})).open  # loopback, never a proxy
+    done, t0 = 0, time.perf_counter()
+    for link in (e.link for feed in feed_urls for e in feedparser.parse(get(feed).read()).entries):
+        trafilatura.extract(get(link).read(), url=link, with_metadata=True)
+        done += 1
+        if time.perf_counter() - t0 > budget:
+            break
+    return done / (time.perf_counter() - t0)
+
+
+class NewsSite:
+    """Section feeds `/rss/sNN.rss` that can grow, and when the feed poll that first listed each article came."""
+
+    def __init__(self, latency: float, feeds: int) -> None:
+        self.local = LocalSite(latency).start()
+        self.items: dict[str, list[dict[str, Any]]] = {f"/rss/s{i:02d}.rss": [] for i in range(feeds)}
+        self.found, self.lock = dict[str, float](), threading.Lock()  # found: URL -> the poll that first listed it
+        for path in self.items:
+            self.local.routes[path] = Route(handler=functools.partial(self._feed, path))
+        self.feed_urls = [self.local.url(path) for path in self.items]
+
+    def add_article(self, feed: int, path: str, body: bytes) -> str:
+        url = self.local.add(path, body, "text/html")  # no charset: the pipeline sniffs, as the ceiling does
+        with self.lock:
+            self.items[f"/rss/s{feed:02d}.rss"].insert(0, {"link": url, "guid": url, "pubDate": datetime.now(UTC)})
+        return canonical_url(url)
+
+    def _feed(self, path: str, req: Any) -> None:
+        arrived = time.time() - self.local.latency
+        with self.lock:
+            items = list(self.items[path])
+        body = rss(path, self.local.url(path), items).encode()
+        headers = {"ETag": f'"{hash(body):x}"', "Content-Type": "application/rss+xml"}  # stable in this process
+        body = b"" if req.headers.get("If-None-Match") == headers["ETag"] else body
+        with self.lock:
+            for item in items if body else ():
+                self.found.setdefault(canonical_url(item["link"]), arrived)
+        req.send_response(200 if body else 304)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            req.send_header(name, value)
+        req.end_headers()
+        req.wfile.write(body)
+
+
+class Sampler(threading.Thread):
+    """Twice a second: peak RSS/PSS (MB) per process type, peak PSS of the stack (Redis apart), CPU seconds."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.procs = {role: psutil.Process(pid) for role, pid in pids.items()}
+        self.rss, self.pss, self.stack_pss, self.done = dict[str, float](), dict[str, float](), 0.0, threading.Event()
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (type, CPU seconds when last seen)
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.sample()
+
+    def sample(self) -> dict[str, float]:
+        """Sample now; CPU seconds so far per process type (the dead at their last sample), and the machine's."""
+        procs, total = list(self.procs.items()), 0.0
+        with contextlib.suppress(psutil.Error):  # the worker's children: extraction (and a tiny resource tracker)
+            procs += [("extraction", c) for c in self.procs["worker"].children()]
+        for role, proc in procs:
+            try:
+                mem, cpu = proc.memory_full_info(), proc.cpu_times()
+            except psutil.Error:
+                continue
+            pss = getattr(mem, "pss", mem.rss) / 2**20
+            self.rss[role] = max(self.rss.get(role, 0.0), mem.rss / 2**20)
+            self.pss[role] = max(self.pss.get(role, 0.0), pss)
+            self.cpu[proc.pid] = (role, cpu.user + cpu.system)
+            total += pss if role not in ("redis", "bench") else 0.0
+        self.stack_pss, t = max(self.stack_pss, total), psutil.cpu_times()
+        out = {"machine": sum(t) - t.idle - getattr(t, "iowait", 0.0)}
+        for role, seconds in self.cpu.values():
+            out[role] = out.get(role, 0.0) + seconds
+        return out
+
+
+def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spare: list[bytes]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        d, light = Path(tmp), list[str]()
+        (d / "feeds.yaml").write_text(yaml.safe_dump({
+            "feeds": [{"url": u, "interval": 1, "min_interval": 1, "max_interval": 1} for u in site.feed_urls],
+            "sites": {"127.0.0.1": {"name": "Bench", "rate_limit": 10_000, "max_concurrency": 1000}}}))
+        server = PrivateRedis(d / "redis", free_port()).start()
+        env = {**os.environ, "REDIS_URL": server.url, "INGEST_FEEDS_FILE": str(d / "feeds.yaml"),
+               "INGEST_VAR_DIR": str(d), "INGEST_ALLOW_PRIVATE_NETWORKS": "true", "INGEST_TICK_SECONDS": "0.5",
+               "INGEST_LOG_LEVEL": "WARNING", **dict(kv.split("=", 1) for kv in args.env)}
+        settings, client = load_settings(env), redis.Redis.from_url(server.url, decode_responses=True)
+        on_stream = lambda: client.xlen(settings.stream) + client.xlen(failures_key(settings.key_prefix))  # noqa: E731
+        log, t_start = (d / "stack.log").open("wb"), time.time()
+        stack = Stack(env, stdout=log.fileno()).start()
+
+        def wait_for(done: Any, seconds: float) -> bool:
+            deadline = time.monotonic() + seconds
+            while not done() and time.monotonic() < deadline and not stack.any_exited():
+                time.sleep(0.05)
+            return bool(done())
+
+        sampler = Sampler({"scheduler": stack.procs[0].pid, "worker": stack.procs[1].pid,
+                           "redis": server.proc.pid if server.proc else 0, "bench": os.getpid()})
+        try:
+            ok = wait_for(lambda: bool(site.found), args.timeout)
+            cpu0, t0 = sampler.sample(), time.time()
+            ok = ok and wait_for(lambda: on_stream() >= len(bulk), args.timeout)
+            cpu1, wall = sampler.sample(), time.time() - t0
+            for k in range(args.light if ok else 0):
+                light.append(site.add_article(k % len(site.items), f"/light/{k:03d}.html", spare[k % len(spare)]))
+                time.sleep(LIGHT_GAP)
+            ok = ok and wait_for(lambda: on_stream() >= len(bulk) + len(light), 30)
+        finally:
+            stack.stop()
+            sampler.done.set()
+            log.close()
+        entries: list[Any] = client.xrange(settings.stream)  # type: ignore[assignment]
+        fails: list[Any] = client.xrange(failures_key(settings.key_prefix))  # type: ignore[assignment]
+        failures = Counter(f"{f['stage']}/{f['reason']}" for _, f in fails)
+        server.stop()
+        if not ok:
+            print((d / "stack.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+    xadds = {fields["url"]: int(eid.split("-")[0]) for eid, fields in entries}  # entry id: <ms since epoch>-<seq>
+    times = sorted(xadds[u] / 1000 for u in bulk if u in xadds)
+    first_poll, n = min((site.found[u] for u in bulk if u in site.found), default=t_start), len(times)
+    cpu = {role: (cpu1[role] - cpu0.get(role, 0.0)) * 1000 / max(n, 1) for role in cpu1}  # ms per article
+    cpu["others"] = cpu.pop("machine") - sum(cpu.values())
+    load, quiet = latencies_ms(site.found, xadds, bulk), latencies_ms(site.found, xadds, light)
+    return {
+        "published": n, "failures": failures, "complete": ok, "cold_start_s": first_poll - t_start,
+        "pipeline": n / (times[-1] - first_poll) if n else 0.0,
+        "steady": 0.8 * n / (percentile(times, 90) - percentile(times, 10)) if n > 10 else 0.0,
+        **{f"{k}_p{q}": percentile(v, q) for k, v in (("load", load), ("light", quiet)) for q in (50, 95)},
+        "rss": sampler.rss, "pss": sampler.pss, "stack_pss": sampler.stack_pss, "cpu_ms": cpu,
+        "busy": (cpu1["machine"] - cpu0["machine"]) / (wall * PROCS),
+    }
+
+
+def run_once(latency_ms: int, pages: list[bytes], pool: Any, args: argparse.Namespace) -> dict[str, Any]:
+    site = NewsSite(latency_ms / 1000, args.feeds)
+    bulk = [site.add_article(i // args.articles, f"/s{i // args.articles:02d}/a{i:04d}.html", pages[i % len(pages)])
+            for i in range(args.feeds * args.articles)]  # pages are reused, each time under a new URL
+    jobs = [(pages[i % len(pages)], url) for i, url in enumerate(bulk)]
+    try:
+        before = ceiling(pool, jobs)
+        result = {"latency_ms": latency_ms, "naive": naive(site.feed_urls, args.naive_seconds)}
+        site.found.clear()  # the naive loop read the feeds too
+        result |= run_pipeline(site, bulk, args, pages)
+        after = ceiling(pool, jobs)  # the machine is shared: its pace drifts during a run
+    finally:
+        site.local.stop()
+    c = (before[0] + after[0]) / 2
+    return result | {"ceiling": c, "ceilings": (before[0], after[0]), "ratio": result["pipeline"] / c,
+                     "ceiling_cpu_ms": (before[1] + after[1]) / 2}
+
+
+def report(r: dict[str, Any], n: int) -> None:
+    c, cpu_ms = r["ceiling"], r["cpu_ms"]
+    mem = ", ".join(f"{k} {r['rss'][k]:.0f}/{r['pss'][k]:.0f}" for k in sorted(r["rss"]) if k != "bench")
+    cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu_ms.items(), key=lambda kv: -kv[1]))
+    print(f"latency {r['latency_ms']} ms, {n} articles, {PROCS} cores\n"
+          f"  ceiling  {c:6.1f}/s  1.00  (before {r['ceilings'][0]:.1f}, after {r['ceilings'][1]:.1f}); "
+          f"naive {r['naive']:.1f}/s = {r['naive'] / c:.2f}\n"
+          f"  pipeline {r['pipeline']:6.1f}/s  {r['ratio']:.2f}  (steady {r['steady']:.1f}/s = {r['steady'] / c:.2f}; "
+          f"first feed poll {r['cold_start_s']:.1f} s after start; {r['published']}/{n} published; "
+          f"failures {dict(r['failures']) or 0}{'' if r['complete'] else '; INCOMPLETE'})\n"
+          f"  poll->XADD ms: light load p50 {r['light_p50']:.0f} p95 {r['light_p95']:.0f}; "
+          f"under load p50 {r['load_p50']:.0f} p95 {r['load_p95']:.0f}\n"
+          f"  peak MB RSS/PSS: {mem}; stack PSS (Redis apart) {r['stack_pss']:.0f}\n"
+          f"  CPU ms/article: {cpu}; ours {sum(cpu_ms.values()) - cpu_ms['others']:.1f}, "
+          f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="4 feeds x 25 articles at 50 ms: under a minute")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    for key, full in PRESETS["full"].items():  # --feeds, --articles, --latency-ms, --light, --naive-seconds, ...
+        quick = PRESETS["quick"][key]
+        ap.add_argument("--" + key.replace("_", "-"), type=type(full), help=f"default {full}, {quick} with --quick")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per latency; the last lines give medians")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the stack")
+    args = ap.parse_args(argv)
+    for key, value in PRESETS["quick" if args.quick else "full"].items():
+        setattr(args, key, value if getattr(args, key) is None else getattr(args, key))
+    paths = [p for sub in SOURCES for p in sorted((args.data / sub).glob("*.htm*"))]
+    if not (pages := [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]):
+        sys.exit(f"no pages under {args.data}: see --data")
+    runs: dict[int, list[dict[str, Any]]] = {}
+    with multiprocessing.get_context("spawn").Pool(PROCS) as pool:
+        ok = pool.map(_extract, [(page, f"http://127.0.0.1/p{i}.html") for i, page in enumerate(pages)])
+        usable = [page for page, good in zip(pages, ok, strict=True) if good]
+        print(f"{len(usable)} of {len(pages)} pages are articles; {args.feeds} feeds x {args.articles}", flush=True)
+        for latency in (int(x) for x in args.latency_ms.split(",")):
+            for _ in range(args.repeat):
+                runs.setdefault(latency, []).append(run_once(latency, usable, pool, args))
+                report(runs[latency][-1], args.feeds * args.articles)
+    for rs in runs.values():
+        med = {k: percentile([r[k] for r in rs], 50) for k in ("pipeline", "ceiling", "ratio", "naive", "light_p50")}
+        print(f"throughput: pipeline={med['pipeline']:.1f}/s ceiling={med['ceiling']:.1f}/s ratio={med['ratio']:.2f} "
+              f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

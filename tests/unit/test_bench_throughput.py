@@ -1,0 +1,52 @@
+"""The throughput benchmark's pure helpers (bench/throughput.py): percentiles and poll-to-XADD latencies."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[2] / "bench" / "throughput.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_throughput", _PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        pytest.param([5.0], 50, 5.0, id="one-value"),
+        pytest.param([3.0, 1.0, 2.0], 50, 2.0, id="odd-count-median-unsorted"),
+        pytest.param([1.0, 2.0, 3.0, 4.0], 50, 2.5, id="even-count-median-interpolates"),
+        pytest.param([0.0, 10.0], 95, 9.5, id="p95-between-two"),
+        pytest.param([float(i) for i in range(1, 101)], 95, 95.05, id="p95-of-1-to-100-like-numpy"),
+        pytest.param([1.0, 2.0, 3.0], 0, 1.0, id="p0-is-min"),
+        pytest.param([1.0, 2.0, 3.0], 100, 3.0, id="p100-is-max"),
+    ],
+)
+def test_percentile(values: list[float], q: float, expected: float) -> None:
+    assert bench.percentile(values, q) == pytest.approx(expected)
+
+
+def test_percentile_of_nothing_is_nan() -> None:
+    assert math.isnan(bench.percentile([], 50))
+
+
+def test_latency_is_xadd_ms_minus_poll_seconds_for_urls_with_both() -> None:
+    found = {"http://a/1": 1000.0, "http://a/2": 1000.5, "http://a/3": 1001.0}  # poll times, seconds
+    xadds = {"http://a/1": 1_000_250, "http://a/2": 1_001_000, "http://a/9": 5}  # XADD times, ms
+    got = bench.latencies_ms(found, xadds, ["http://a/1", "http://a/2", "http://a/3", "http://a/9"])
+    assert got == pytest.approx([250.0, 500.0])  # a/3 never published, a/9 never seen polled: left out
