@@ -8,6 +8,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Task
+from celery.exceptions import Reject
+from redis.exceptions import RedisError
 
 from tasks import metrics
 from tasks.app import app, runtime
@@ -69,6 +71,14 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         return None
     except IngestError as exc:
         _fail(url, feed_url, stage, exc, attempt)
+        return None
+    except RedisError as exc:
+        # Redis went away mid-task: hand the message back. If Redis is still away for that too, the message
+        # stays unacked and the broker delivers it again after the visibility timeout.
+        raise Reject(f"redis unavailable: {exc}", requeue=True) from None
+    except Exception as exc:  # a bug on one page: record it rather than re-deliver the page forever
+        log.exception("unexpected error", extra={"url": url, "feed": feed_url, "stage": stage})
+        _fail(url, feed_url, stage, IngestError("internal_error", f"{type(exc).__name__}: {exc}"[:300]), attempt)
         return None
     metrics.article_published(published)
     log.info("article %s: entry %s, revision %d", "published" if published.new else "already on the stream",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+
+from celery.exceptions import Reject
+from redis.exceptions import RedisError
 
 from tasks import metrics
 from tasks.app import app, runtime
@@ -71,8 +75,11 @@ def poll_feed(fid: str) -> int:
             },
         )
         return new
+    except RedisError as exc:
+        raise Reject(f"redis unavailable: {exc}", requeue=True) from None  # see news.ingest_article
     finally:
-        rt.redis.delete(lock)
+        with contextlib.suppress(RedisError):
+            rt.redis.delete(lock)  # if Redis is away, the lock's own expiry frees the feed
 
 
 def fan_out(rt: Runtime, state: FeedState, outcome: PollOutcome) -> int:
