@@ -42,8 +42,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
-        # Unacked tasks come back after this long if their worker died (late acks below).
-        "broker_transport_options": {"visibility_timeout": settings.redelivery_timeout},
+        # Unacked tasks come back after this long if their worker died (late acks below). kombu only re-queues
+        # them when it sweeps the unacked set (by default every 10 s x 10 = 100 s): sweep at a tenth of the
+        # timeout, so a dead worker's tasks return within about 1.1 x INGEST_REDELIVERY_TIMEOUT.
+        "broker_transport_options": {
+            "visibility_timeout": settings.redelivery_timeout,
+            "unacked_restore_interval": max(1, settings.redelivery_timeout // 10),
+            "unacked_restore_throttle": 1,
+        },
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
