@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 
 from worker.models import Article, ExtractorV1, SiteV1
 
@@ -14,3 +18,14 @@ def article(n: int, text: str = "Nội dung") -> Article:
         authors=[], published_at=None, language="vi", lead=None, text=text, images=[], tags=[],
         fetched_at=datetime.now(UTC), extractor=ExtractorV1(name="trafilatura", version="2"),
     )
+
+
+def load_bench(name: str) -> ModuleType:
+    """A module of bench/ (not a package), imported by path so its pure helpers can be tested."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -6,6 +6,7 @@ as RFC 9309 asks; `Crawl-delay` slows the host's rate limit down.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,8 +37,7 @@ def load_robots(client: redis.Redis, http: httpx.Client, prefix: str, url: str, 
 
 
 def _fetch_robots(http: httpx.Client, url: str, limits: FetchLimits) -> str:
-    capped = FetchLimits(MAX_ROBOTS_BYTES, limits.allow_private, limits.max_redirects, limits.total_timeout,
-                         limits.allow_hosts)
+    capped = replace(limits, max_bytes=MAX_ROBOTS_BYTES)
     try:
         resp = fetch(http, url, capped, headers={"Accept": "text/plain, */*;q=0.1"})
     except PermanentError as exc:
