@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from celery import Task
 from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from tasks import metrics
@@ -19,10 +20,10 @@ from worker.errors import IngestError, TemporaryError
 from worker.failures import record_failure
 from worker.fetch import fetch_page
 from worker.models import Article, FeedEntry, Response
-from worker.neardup import find_near_duplicate, remember, simhash
+from worker.neardup import find_and_remember, simhash
 from worker.politeness import HostBusy, release_lease, wait_for_turn
 from worker.robots import check_robots
-from worker.stream import is_published, publish_article
+from worker.stream import publish_article, published_key
 from worker.urls import article_id
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,24 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
                    refresh: bool = False, attempt: int = 1, slot_at: float | None = None) -> str | None:
     """`refresh`: the feed says the entry was updated; fetch again even if published (see worker.stream).
     `attempt` counts failures (waiting for the host's turn is not one); `slot_at` is a reserved start time."""
+    try:
+        return _ingest(self, url, feed_url, section, hints, feed_title, refresh, attempt, slot_at)
+    except (RedisError, OperationalError) as exc:
+        # Redis went away mid-task, or while recording a failure or sending a retry: hand the message back. If
+        # Redis is still away for that too, the message stays unacked and the broker delivers it again after
+        # the visibility timeout. Never ack a task whose outcome was not written.
+        raise Reject(f"redis unavailable: {exc}", requeue=True) from None
+
+
+def _ingest(self: Task, url: str, feed_url: str | None, section: str | None, hints: dict[str, Any] | None,
+            feed_title: str | None, refresh: bool, attempt: int, slot_at: float | None) -> str | None:
     rt = runtime()
     s = rt.settings
-    if not refresh and is_published(rt.redis, s.key_prefix, article_id(url)):
-        return None
     stage = "fetch"
     try:
-        page = polite_fetch(rt, url, slot_at)
+        page = polite_fetch(rt, url, slot_at, unless=None if refresh else published_key(s.key_prefix, article_id(url)))
+        if page is None:
+            return None  # already on the stream: this task ran before (a redelivery, a duplicate message)
         stage = "extract"
         with metrics.EXTRACT_SECONDS.time():
             extracted = rt.extract(page.body, page.headers.get("content-type"), page.url)
@@ -72,10 +84,8 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
     except IngestError as exc:
         _fail(url, feed_url, stage, exc, attempt)
         return None
-    except RedisError as exc:
-        # Redis went away mid-task: hand the message back. If Redis is still away for that too, the message
-        # stays unacked and the broker delivers it again after the visibility timeout.
-        raise Reject(f"redis unavailable: {exc}", requeue=True) from None
+    except RedisError:
+        raise
     except Exception as exc:  # a bug on one page: record it rather than re-deliver the page forever
         log.exception("unexpected error", extra={"url": url, "feed": feed_url, "stage": stage})
         _fail(url, feed_url, stage, IngestError("internal_error", f"{type(exc).__name__}: {exc}"[:300]), attempt)
@@ -87,15 +97,18 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
     return published.entry_id
 
 
-def polite_fetch(rt: Runtime, url: str, slot_at: float | None) -> Response:
-    """Fetch a page if robots.txt allows it, in the host's turn (rate and concurrency shared via Redis)."""
+def polite_fetch(rt: Runtime, url: str, slot_at: float | None, unless: str | None = None) -> Response | None:
+    """Fetch a page if robots.txt allows it, in the host's turn (rate and concurrency shared via Redis); None,
+    without a request, if the key `unless` exists."""
     s = rt.settings
     host = urlsplit(url).netloc.lower()  # politeness is per origin server: host and port
     rules = rt.robots(url)
     check_robots(rules, url, s.robots_agent)
     policy = rt.host_policy(host, rules.crawl_delay(s.robots_agent))
     token = wait_for_turn(rt.redis, s.key_prefix, host, policy, slot_at=slot_at, max_defer=s.max_defer,
-                          lease_ttl=s.total_timeout + 30)
+                          lease_ttl=s.total_timeout + 30, unless=unless)
+    if token is None:
+        return None
     try:
         with metrics.FETCH_SECONDS.time():
             return fetch_page(rt.http, url, rt.limits(s.max_page_bytes))
@@ -108,9 +121,7 @@ def mark_near_duplicate(rt: Runtime, article: Article) -> Article:
     h = simhash(article.text)
     if h is None:
         return article
-    s = rt.settings
-    earlier = find_near_duplicate(rt.redis, s.key_prefix, article.id, h)
-    remember(rt.redis, s.key_prefix, article.id, h, s.seen_ttl_seconds)
+    earlier = find_and_remember(rt.redis, rt.settings.key_prefix, article.id, h, rt.settings.seen_ttl_seconds)
     return article.model_copy(update={"duplicate_of": earlier}) if earlier else article
 
 

@@ -20,43 +20,49 @@ BANDS = 4
 _WORD = re.compile(r"\w+")
 
 
+_BIT = [bytes((value >> i) & 1 for value in range(256)) for i in range(8)]  # byte -> its bit i, as 0/1
+
+
 def simhash(text: str) -> int | None:
-    """64-bit SimHash of the text's word 3-shingles, or None for a text too short to judge."""
+    """64-bit SimHash of the text's word 3-shingles, or None for a text too short to judge.
+
+    Bit b is set when more than half of the shingles' blake2b-64 hashes (big-endian) have it set. The counting
+    runs column by column over the packed digests (translate + count, in C), not bit by bit in Python."""
     words = _WORD.findall(text.lower())
     if len(words) < MIN_WORDS:
         return None
-    weights = [0] * 64
-    for i in range(len(words) - 2):
-        h = int.from_bytes(hashlib.blake2b(" ".join(words[i:i + 3]).encode(), digest_size=8).digest(), "big")
-        for bit in range(64):
-            weights[bit] += 1 if h >> bit & 1 else -1
-    return sum(1 << bit for bit in range(64) if weights[bit] > 0)
+    blake = hashlib.blake2b
+    digests = b"".join(blake(f"{a} {b} {c}".encode(), digest_size=8).digest()
+                       for a, b, c in zip(words, words[1:], words[2:], strict=False))
+    half, h = len(digests) // 16, 0
+    for k in range(8):  # byte k of each digest holds bits 8 * (7 - k) ... + 7 of its hash
+        column = digests[k::8]
+        for i in range(8):
+            if column.translate(_BIT[i]).count(1) > half:
+                h |= 1 << (8 * (7 - k) + i)
+    return h
 
 
 def _band_keys(prefix: str, h: int) -> list[str]:
     return [f"{prefix}simhash:{b}:{h >> (16 * b) & 0xFFFF:04x}" for b in range(BANDS)]
 
 
-def find_near_duplicate(client: redis.Redis, prefix: str, article_id: str, h: int) -> str | None:
-    """The id of an earlier article whose text is within MAX_DISTANCE bits, if any."""
+def find_and_remember(client: redis.Redis, prefix: str, article_id: str, h: int, ttl_seconds: int) -> str | None:
+    """The id of an earlier article whose text is within MAX_DISTANCE bits, if any; and remember this one's
+    hash. One round trip: each band's members are read before this article is added to it."""
     pipe = client.pipeline(transaction=False)
+    member = f"{article_id}:{h:016x}"
     for key in _band_keys(prefix, h):
         pipe.smembers(key)
+        pipe.sadd(key, member)
+        pipe.expire(key, ttl_seconds)
     best: tuple[int, str] | None = None
-    for members in pipe.execute():
-        for member in members:
-            other_id, _, other_hash = member.partition(":")
+    for members in pipe.execute()[::3]:
+        for other in members:
+            other_id, _, other_hash = other.partition(":")
             if other_id == article_id:
                 continue
             distance = (int(other_hash, 16) ^ h).bit_count()
             if distance <= MAX_DISTANCE and (best is None or distance < best[0]):
                 best = (distance, other_id)
     return best[1] if best else None
-
-
-def remember(client: redis.Redis, prefix: str, article_id: str, h: int, ttl_seconds: int) -> None:
-    pipe = client.pipeline(transaction=False)
-    for key in _band_keys(prefix, h):
-        pipe.sadd(key, f"{article_id}:{h:016x}")
-        pipe.expire(key, ttl_seconds)
-    pipe.execute()

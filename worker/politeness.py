@@ -16,21 +16,25 @@ from dataclasses import dataclass
 
 import redis
 
-# KEYS: next-start key. ARGV: now (ms), interval (ms). Reserves the next free start; returns the wait in ms.
-_RESERVE = """
-local now, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
-local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-redis.call('SET', KEYS[1], start + interval, 'PX', start - now + interval + 60000)
+# Reserve the next free start (one interval after the previous one) and return the wait in ms for it.
+_NEXT_START = """
+local start = math.max(now, tonumber(redis.call('GET', next_key) or '0'))
+redis.call('SET', next_key, start + interval, 'PX', start - now + interval + 60000)
 return start - now
 """
-# KEYS: lease set. ARGV: now (ms), lease expiry (ms), cap, token. Returns 1 if the lease was taken.
-_LEASE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+# KEYS: next-start key. ARGV: now (ms), interval (ms).
+_RESERVE = "local next_key, now, interval = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])" + _NEXT_START
+# A whole turn in one round trip. KEYS: lease set, next-start key, skip key. ARGV: now (ms), lease expiry (ms),
+# cap, token, interval (ms; -1 to keep a slot reserved earlier). Returns -2 if the skip key exists, -1 if the
+# host's concurrency cap is reached (nothing taken either way), else the wait in ms for the start slot.
+_TURN = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -2 end
+local next_key, now, interval = KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[1]))
-return 1
-"""
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) - now)
+if interval < 0 then return 0 end""" + _NEXT_START
 
 
 @dataclass(frozen=True)
@@ -59,17 +63,24 @@ def reserve_slot(client: redis.Redis, prefix: str, host: str, interval: float, n
 
 
 def wait_for_turn(client: redis.Redis, prefix: str, host: str, policy: HostPolicy, *, slot_at: float | None,
-                  max_defer: float, lease_ttl: float) -> str:
-    """Take a concurrency lease and a start slot (or keep `slot_at`, reserved earlier); sleep a short wait.
+                  max_defer: float, lease_ttl: float, unless: str | None = None) -> str | None:
+    """Take a concurrency lease and a start slot (or keep `slot_at`, reserved earlier) in one round trip; sleep
+    a short wait. `unless`: a key whose existence means the request is not needed (then None, nothing taken).
 
     Returns the lease token (release it when the request is done); raises HostBusy when the turn is further.
     """
-    token = take_lease(client, prefix, host, policy.max_concurrency, lease_ttl)
-    if token is None:
-        raise HostBusy(BUSY_RETRY, slot_at)
+    token = uuid.uuid4().hex
     now = time.time()
+    now_ms = int(now * 1000)
+    keys = (f"{prefix}host:{host}:leases", f"{prefix}host:{host}:next", unless or f"{prefix}host:{host}:never")
+    wait_ms = int(client.eval(_TURN, 3, *keys, now_ms, now_ms + int(lease_ttl * 1000), policy.max_concurrency,
+                              token, -1 if slot_at is not None else int(policy.interval * 1000)))
+    if wait_ms == -2:
+        return None
+    if wait_ms == -1:
+        raise HostBusy(BUSY_RETRY, slot_at)
     if slot_at is None:
-        slot_at = now + reserve_slot(client, prefix, host, policy.interval, now)
+        slot_at = now + wait_ms / 1000
     wait = slot_at - now
     if wait > INLINE_WAIT:
         release_lease(client, prefix, host, token)
@@ -77,14 +88,6 @@ def wait_for_turn(client: redis.Redis, prefix: str, host: str, policy: HostPolic
     if wait > 0:
         time.sleep(wait)
     return token
-
-
-def take_lease(client: redis.Redis, prefix: str, host: str, cap: int, ttl: float) -> str | None:
-    """A concurrency lease on `host`, or None when `cap` requests are already running there."""
-    token = uuid.uuid4().hex
-    now_ms = int(time.time() * 1000)
-    taken = client.eval(_LEASE, 1, f"{prefix}host:{host}:leases", now_ms, now_ms + int(ttl * 1000), cap, token)
-    return token if taken else None
 
 
 def release_lease(client: redis.Redis, prefix: str, host: str, token: str) -> None:

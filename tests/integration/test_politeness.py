@@ -19,7 +19,7 @@ from tasks.poll import schedule_due_feeds
 from worker.errors import PermanentError
 from worker.failures import list_failures
 from worker.fetch import FetchLimits
-from worker.politeness import HostBusy, HostPolicy, release_lease, reserve_slot, take_lease, wait_for_turn
+from worker.politeness import HostBusy, HostPolicy, release_lease, reserve_slot, wait_for_turn
 from worker.registry import Registry
 from worker.robots import check_robots, load_robots
 
@@ -34,14 +34,30 @@ def test_slots_are_handed_out_one_interval_apart(r: redis_lib.Redis) -> None:
     assert reserve_slot(r, "t:", "a.vn", 1.0, now=110.0) == 0.0  # idle long enough: no wait
 
 
+def lease(r: redis_lib.Redis, host: str, cap: int, ttl: float, unless: str | None = None) -> str | None:
+    """A turn with no pace, so only the concurrency cap applies; None when the cap is reached."""
+    try:
+        return wait_for_turn(r, "t:", host, HostPolicy(interval=0.0, max_concurrency=cap), slot_at=None,
+                             max_defer=3.0, lease_ttl=ttl, unless=unless)
+    except HostBusy:
+        return None
+
+
 def test_concurrency_leases(r: redis_lib.Redis) -> None:
-    a, b = take_lease(r, "t:", "h", 2, ttl=60), take_lease(r, "t:", "h", 2, ttl=60)
-    assert a and b and take_lease(r, "t:", "h", 2, ttl=60) is None
+    a, b = lease(r, "h", 2, ttl=60), lease(r, "h", 2, ttl=60)
+    assert a and b and lease(r, "h", 2, ttl=60) is None
     release_lease(r, "t:", "h", a)
-    assert take_lease(r, "t:", "h", 2, ttl=60) is not None
-    assert take_lease(r, "t:", "x", 1, ttl=0.05) and take_lease(r, "t:", "x", 1, ttl=60) is None
+    assert lease(r, "h", 2, ttl=60) is not None
+    assert lease(r, "x", 1, ttl=0.05) and lease(r, "x", 1, ttl=60) is None
     time.sleep(0.1)  # a crashed holder's lease expires by itself
-    assert take_lease(r, "t:", "x", 1, ttl=60) is not None
+    assert lease(r, "x", 1, ttl=60) is not None
+
+
+def test_no_turn_is_taken_when_the_request_is_not_needed(r: redis_lib.Redis) -> None:
+    r.set("t:published:a1", "1")
+    assert lease(r, "u", 1, ttl=60, unless="t:published:a1") is None
+    assert r.zcard("t:host:u:leases") == 0 and r.get("t:host:u:next") is None  # neither lease nor slot taken
+    assert lease(r, "u", 1, ttl=60, unless="t:published:a2") is not None
 
 
 def test_a_far_turn_defers_with_its_slot(r: redis_lib.Redis) -> None:

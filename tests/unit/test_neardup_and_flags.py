@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +29,22 @@ def test_simhash_finds_the_same_story_and_tells_others_apart() -> None:
     assert (a ^ edited).bit_count() <= MAX_DISTANCE
     assert (a ^ other).bit_count() > MAX_DISTANCE
     assert simhash("Tin ngắn.") is None
+
+
+def plain_simhash(text: str) -> int:
+    """The definition, bit by bit: bit b is set when most shingle hashes have it set."""
+    words = re.findall(r"\w+", text.lower())
+    hashes = [int.from_bytes(hashlib.blake2b(" ".join(words[i:i + 3]).encode(), digest_size=8).digest(), "big")
+              for i in range(len(words) - 2)]
+    return sum(1 << b for b in range(64) if 2 * sum(h >> b & 1 for h in hashes) > len(hashes))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_simhash_counts_bits_like_its_definition(seed: int) -> None:
+    rng = random.Random(seed)
+    vocabulary = ["".join(rng.choices("abcdeghiklmnopqrstuvxyđâêôơư", k=rng.randint(1, 7))) for _ in range(300)]
+    text = " ".join(rng.choices(vocabulary, k=rng.randint(60, 1500)))
+    assert simhash(text) == plain_simhash(text)
 
 
 def page(published: datetime | None) -> Extracted:
