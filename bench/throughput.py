@@ -28,6 +28,9 @@ import functools
 import gzip
 import multiprocessing
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -171,6 +174,14 @@ class Sampler(threading.Thread):
         return out
 
 
+def profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """Sample the worker's main process with py-spy until stopped: collapsed stacks of the thread holding the GIL
+    (where its CPU goes), for flame graphs."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([exe, "record", "-p", str(pid), "-r", "200", "-f", "raw", "--gil", "-o", str(out),
+                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spare: list[bytes]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         d, light = Path(tmp), list[str]()
@@ -197,8 +208,12 @@ def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spar
         try:
             ok = wait_for(lambda: bool(site.found), args.timeout)
             cpu0, t0 = sampler.sample(), time.time()
+            spy = profile(stack.procs[1].pid, args.profile) if args.profile else None
             ok = ok and wait_for(lambda: on_stream() >= len(bulk), args.timeout)
             cpu1, wall = sampler.sample(), time.time() - t0
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                spy.wait(30)
             for k in range(args.light if ok else 0):
                 light.append(site.add_article(k % len(site.items), f"/light/{k:03d}.html", spare[k % len(spare)]))
                 time.sleep(LIGHT_GAP)
@@ -272,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         quick = PRESETS["quick"][key]
         ap.add_argument("--" + key.replace("_", "-"), type=type(full), help=f"default {full}, {quick} with --quick")
     ap.add_argument("--repeat", type=int, default=1, help="runs per latency; the last lines give medians")
+    ap.add_argument("--profile", type=Path, metavar="FILE",
+                    help="py-spy profile of the worker's main process during the bulk (needs py-spy)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the stack")
     args = ap.parse_args(argv)
     for key, value in PRESETS["quick" if args.quick else "full"].items():
