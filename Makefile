@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test demo bench bench-extraction bench-scheduler lint lock clean venv
+.PHONY: run test demo bench bench-peers bench-extraction bench-scheduler lint lock clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: $(TSTAMP)
 
 bench: $(TSTAMP)
 	$(BIN)/python bench/throughput.py --quick
+
+# The same, with newspaper4k run on the same site as a peer (installed from PyPI into .venv-peers on first use).
+bench-peers: $(TSTAMP)
+	$(BIN)/python bench/throughput.py --quick --peers
 
 bench-scheduler: $(TSTAMP)
 	$(BIN)/python bench/scheduler.py

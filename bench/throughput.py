@@ -252,6 +252,8 @@ def run_once(latency_ms: int, pages: list[bytes], pool: Any, args: argparse.Name
     try:
         before = ceiling(pool, jobs)
         result = {"latency_ms": latency_ms, "naive": naive(site.feed_urls, args.naive_seconds)}
+        if args.peer is not None:  # before our stack starts, like the naive loop: the machine to itself
+            result["newspaper4k"] = args.peer(site.feed_urls)
         site.found.clear()  # the naive loop read the feeds too
         result |= run_pipeline(site, bulk, args, pages)
         after = ceiling(pool, jobs)  # the machine is shared: its pace drifts during a run
@@ -277,6 +279,10 @@ def report(r: dict[str, Any], n: int) -> None:
           f"  peak MB RSS/PSS: {mem}; stack PSS (Redis apart) {r['stack_pss']:.0f}\n"
           f"  CPU ms/article: {cpu}; ours {sum(cpu_ms.values()) - cpu_ms['others']:.1f}, "
           f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%", flush=True)
+    if (p := r.get("newspaper4k")) is not None:
+        print(f"  newspaper4k {p['rate']:6.1f}/s  {p['rate'] / c:.2f}  (fetch_news, {p['threads']} threads; "
+              f"{p['articles']}/{n} with text, {p['empty']} empty, {p['failed']} failed in {p['seconds']:.1f} s; "
+              f"peak RSS {p['peak_rss_mb']:.0f} MB)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,10 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="runs per latency; the last lines give medians")
     ap.add_argument("--profile", type=Path, metavar="FILE",
                     help="py-spy profile of the worker's main process during the bulk (needs py-spy)")
+    ap.add_argument("--peers", action="store_true",
+                    help="also run newspaper4k (fetch_news, 10 threads) on each site, from its own venv .venv-peers "
+                         "(made from PyPI on first use)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the stack")
     args = ap.parse_args(argv)
     for key, value in PRESETS["quick" if args.quick else "full"].items():
         setattr(args, key, value if getattr(args, key) is None else getattr(args, key))
+    args.peer = None  # newspaper4k, run on each site (bench/peers)
+    if args.peers:
+        # bench/, this script's folder, is first on sys.path; not imported above, so tests can load this module
+        from peers.newspaper4k import ensure_venv, run_newspaper4k
+
+        args.peer = functools.partial(run_newspaper4k, ensure_venv(), threads=10)
     paths = [p for sub in SOURCES for p in sorted((args.data / sub).glob("*.htm*"))]
     if not (pages := [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]):
         sys.exit(f"no pages under {args.data}: see --data")
@@ -307,8 +322,10 @@ def main(argv: list[str] | None = None) -> int:
                 report(runs[latency][-1], args.feeds * args.articles)
     for rs in runs.values():
         med = {k: percentile([r[k] for r in rs], 50) for k in ("pipeline", "ceiling", "ratio", "naive", "light_p50")}
+        peer = (f" newspaper4k={percentile([r['newspaper4k']['rate'] for r in rs], 50):.1f}/s"
+                if "newspaper4k" in rs[0] else "")
         print(f"throughput: pipeline={med['pipeline']:.1f}/s ceiling={med['ceiling']:.1f}/s ratio={med['ratio']:.2f} "
-              f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f}")
+              f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f}{peer}")
     return 0
 
 
