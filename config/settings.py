@@ -56,6 +56,8 @@ class Settings(BaseModel):
     max_redirects: int = Field(5, ge=0)
     max_page_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     max_feed_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Entries taken from one feed per poll, in feed order; the rest are ignored (and reported on the feed).
+    max_feed_entries: int = Field(1000, ge=1)
 
     # Politeness, shared by all workers through Redis; a site in feeds.yaml may override the first two.
     rate_limit: float = Field(1.0, gt=0)  # requests per second per host
@@ -65,6 +67,9 @@ class Settings(BaseModel):
 
     fetch_concurrency: int = Field(32, ge=1)
     extract_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    # Seconds one page may take in an extraction process; past it the processes are killed and the page dropped
+    # as a failure `extract_timeout` (no deadline when extract_processes is 0).
+    extract_timeout: float = Field(20.0, gt=0)
     max_attempts: int = Field(5, ge=1)
     retry_base_delay: float = Field(10.0, gt=0)
     retry_max_delay: float = Field(120.0, gt=0)

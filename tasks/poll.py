@@ -54,7 +54,8 @@ def poll_feed(fid: str) -> int:
         # pace, so the article requests that follow keep the rate.
         host = urlsplit(state.url).netloc.lower()
         reserve_slot(rt.redis, s.key_prefix, host, rt.host_policy(host).interval)
-        outcome = poll(rt.http, state, rt.limits(s.max_feed_bytes))
+        outcome = poll(rt.http, state, rt.limits(s.max_feed_bytes), max_entries=s.max_feed_entries)
+        log_left_out(state, outcome)
         new = fan_out(rt, state, outcome)
         if not outcome.ok and outcome.error is not None:
             record_failure(rt.redis, s.key_prefix, url=state.url, feed=state.url, stage="feed",
@@ -71,7 +72,8 @@ def poll_feed(fid: str) -> int:
             new_articles=new, gone=outcome.gone, fields={
                 "etag": outcome.etag, "last_modified": outcome.last_modified, "body_hash": outcome.body_hash,
                 "title": outcome.title, "url": outcome.moved_to, "last_status": outcome.http_status,
-                "problem": outcome.problem if outcome.result == "ok" else None,
+                # A parsed feed always sets it: "" clears a problem the feed no longer has.
+                "problem": (outcome.feed_problem or "") if outcome.result == "ok" else None,
             },
         )
         return new
@@ -80,6 +82,16 @@ def poll_feed(fid: str) -> int:
     finally:
         with contextlib.suppress(RedisError):
             rt.redis.delete(lock)  # if Redis is away, the lock's own expiry frees the feed
+
+
+def log_left_out(state: FeedState, outcome: PollOutcome) -> None:
+    """Entries the feed lists that this poll does not take (also stored as the feed's `problem`)."""
+    if outcome.skipped:
+        log.info("%d entries skipped: their link is not a web page", outcome.skipped,
+                 extra={"feed": state.url, "reason": "bad_url"})
+    if outcome.beyond_cap:
+        log.info("%d entries ignored past the first %d", outcome.beyond_cap, len(outcome.entries),
+                 extra={"feed": state.url, "reason": "too_many_entries"})
 
 
 def fan_out(rt: Runtime, state: FeedState, outcome: PollOutcome) -> int:

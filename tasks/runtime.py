@@ -1,14 +1,16 @@
 """Per-process clients and settings the tasks use: Redis, the HTTP client, the feed registry, and the
 local pool of extraction processes (trafilatura is CPU-bound and not thread-safe, so it runs in processes
-while fetch tasks run on threads; pages never travel through the broker).
+while fetch tasks run on threads; pages never travel through the broker). An extraction that overruns
+`extract_timeout` has its pool's processes killed (a pool cannot cancel one running task) and a new pool made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,7 +22,7 @@ from protego import Protego
 
 from config import Settings, Sources, load_sources
 from worker.article import Origin
-from worker.errors import TemporaryError
+from worker.errors import PermanentError, TemporaryError
 from worker.fetch import FetchLimits, make_client
 from worker.models import Extracted
 from worker.politeness import HostPolicy
@@ -38,9 +40,15 @@ ROBOTS_IN_MEMORY = 10_000  # sites; the cache starts afresh past this
 @dataclass
 class Runtime:
     settings: Settings
-    _pool: Executor | None = field(default=None, repr=False)
+    _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
     _robots: dict[str, tuple[float, Protego]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _slots: threading.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # One page per extraction process at a time: a page waits here for a free process, so its deadline
+        # (`extract_timeout`) measures its own extraction, not the time spent behind other pages.
+        self._slots = threading.Semaphore(max(1, self.settings.extract_processes))
 
     @cached_property
     def sources(self) -> Sources:
@@ -103,26 +111,47 @@ class Runtime:
         )
 
     def extract(self, body: bytes, content_type: str | None, url: str) -> Extracted:
-        """Decode and extract a fetched page in the process pool (inline when `extract_processes` is 0).
+        """Decode and extract a fetched page in the process pool (inline when `extract_processes` is 0, and then
+        without a deadline: a thread cannot be stopped).
 
-        worker.extract is imported here, not at the top: this process only hands pages over, and keeping
-        trafilatura, lxml and numpy out of it saves tens of MB per worker and scheduler."""
+        Past `extract_timeout` seconds of its own (waiting for a free process does not count):
+        `PermanentError("extract_timeout")`, and the pool's processes are killed,
+        so the extractions in flight beside this one fail as `extractor_crashed` (retried) and the next call starts
+        a new pool. worker.extract is imported here, not at the top: this process only hands pages over, and
+        keeping trafilatura, lxml and numpy out of it saves tens of MB per worker and scheduler."""
         from worker.extract import extract_page
 
         found = self.sources.site_for(urlsplit(url).hostname or "")
         drop = found[1].drop if found else ()
         if self.settings.extract_processes == 0:
             return extract_page(body, content_type, url, drop)
-        pool = self._get_pool()
-        try:
-            return pool.submit(extract_page, body, content_type, url, drop).result()
-        except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = None
-            raise TemporaryError("extractor_crashed", "an extraction process died") from None
+        timeout = self.settings.extract_timeout
+        with self._slots:
+            pool = self._get_pool()
+            try:
+                return pool.submit(extract_page, body, content_type, url, drop).result(timeout=timeout)
+            except TimeoutError:
+                self._discard_pool(pool, kill=True)
+                raise PermanentError("extract_timeout", f"no result after {timeout:g} s") from None
+            except BrokenProcessPool:
+                self._discard_pool(pool)
+                raise TemporaryError("extractor_crashed", "an extraction process died") from None
 
-    def _get_pool(self) -> Executor:
+    def _discard_pool(self, pool: ProcessPoolExecutor, kill: bool = False) -> None:
+        """Forget a broken or stuck pool; the next extraction makes a new one. `kill`: end its processes first."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        if not kill:
+            return
+        # No public way to stop one task (`kill_workers` comes in Python 3.14): kill every process of the pool.
+        # Its manager thread then fails the other futures with BrokenProcessPool and reaps the processes.
+        for process in list((pool._processes or {}).values()):
+            with contextlib.suppress(OSError, ValueError):  # already gone, or already closed
+                process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(

@@ -1,7 +1,11 @@
-"""Shared fixtures: a real redis-server on a free port, a local HTTP site on 127.0.0.1, test settings."""
+"""Shared fixtures: a real redis-server on a free port, a local HTTP site on 127.0.0.1, test settings; and the
+`--run-slow` flag: tests marked `slow` (the issue's full sizes, in tests/chaos and the hostile-input suite) are
+skipped unless it is given or CHAOS_RUN_SLOW is set (to anything but 0).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +17,24 @@ from demo.site import LocalSite
 from tasks.stack import PrivateRedis, free_port
 
 DATA = Path(__file__).parent / "data"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (the issue's full sizes); or set CHAOS_RUN_SLOW=1")
+
+
+def run_slow(config: pytest.Config) -> bool:
+    return bool(config.getoption("--run-slow")) or os.environ.get("CHAOS_RUN_SLOW", "") not in ("", "0")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if run_slow(config):
+        return
+    skip = pytest.mark.skip(reason="long variant: run with --run-slow (or CHAOS_RUN_SLOW=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

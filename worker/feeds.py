@@ -2,6 +2,7 @@
 
 Links are resolved against the feed's own address and canonicalised. A malformed feed that still yields
 entries is used and its problem reported; one that yields nothing is `PermanentError("feed_malformed")`.
+Text fields are cut to a bounded length, since every entry travels in a task message.
 """
 
 from __future__ import annotations
@@ -23,12 +24,22 @@ _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 # Reported by feedparser but not a defect of the feed: a missing or generic Content-Type.
 _HARMLESS = (feedparser.NonXMLContentType,)
+# Longest text kept per field, in characters (real titles are under 300, summaries a few paragraphs); longer text
+# is cut and ends with "…". Entity expansion alone can make a 300 KB title out of a 1 KB feed.
+MAX_TITLE_CHARS = 1_000
+MAX_SUMMARY_CHARS = 10_000
+MAX_AUTHOR_CHARS = 300
+MAX_TAG_CHARS = 200
+MAX_TAGS = 100
+MAX_GUID_CHARS = 2_048
 
 
-def _clean(text: str | None) -> str | None:
+def _clean(text: str | None, limit: int) -> str | None:
     if not text:
         return None
     text = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    if len(text) > limit:
+        text = text[:limit - 1].rstrip() + "…"
     return text or None
 
 
@@ -56,16 +67,16 @@ def _entry(raw: Any, base_url: str) -> FeedEntry | None:
         url = canonical_url(_SPACE.sub("", link), base=base_url)
     except PermanentError:
         return None
-    tags = tuple(t for t in (_clean(tag.get("term")) for tag in raw.get("tags") or ()) if t)
+    tags = [_clean(tag.get("term"), MAX_TAG_CHARS) for tag in (raw.get("tags") or ())[:MAX_TAGS]]
     return FeedEntry(
         url=url,
-        title=_clean(raw.get("title")),
+        title=_clean(raw.get("title"), MAX_TITLE_CHARS),
         published_at=raw.get("_published") or _when(raw, "published") or _when(raw, "updated"),
         updated_at=raw.get("_updated") or _when(raw, "updated"),
-        author=_clean(raw.get("author")),
-        summary=_clean(raw.get("summary")),
-        guid=raw.get("id") or None,
-        tags=tags,
+        author=_clean(raw.get("author"), MAX_AUTHOR_CHARS),
+        summary=_clean(raw.get("summary"), MAX_SUMMARY_CHARS),
+        guid=(raw.get("id") or "")[:MAX_GUID_CHARS] or None,
+        tags=tuple(t for t in tags if t),
     )
 
 
@@ -89,7 +100,7 @@ def _json_when(value: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _parse_json_feed(body: bytes, base_url: str) -> ParsedFeed:
+def _parse_json_feed(body: bytes, base_url: str, max_entries: int | None) -> ParsedFeed:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -110,7 +121,7 @@ def _parse_json_feed(body: bytes, base_url: str) -> ParsedFeed:
             "author": name, "tags": [{"term": t} for t in tags if isinstance(t, str)],
             "_published": _json_when(item.get("date_published")), "_updated": _json_when(item.get("date_modified")),
         })
-    return _collect(raw, base_url, _clean(_text(data.get("title"))), None, None)
+    return _collect(raw, base_url, _clean(_text(data.get("title")), MAX_TITLE_CHARS), None, None, max_entries)
 
 
 _DECLARED_UTF8 = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']utf-?8["']""", re.I)
@@ -130,10 +141,12 @@ def _repair_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | No
         return text.encode("utf-8"), f"InvalidUTF8: {text.count(chr(0xFFFD))} invalid byte sequences replaced"
 
 
-def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse feed bytes; entries keep feed order, duplicates (same canonical URL) removed."""
+def parse_feed(body: bytes, base_url: str, content_type: str | None = None,
+               max_entries: int | None = None) -> ParsedFeed:
+    """Parse feed bytes; entries keep feed order, duplicates (same canonical URL) removed. With `max_entries`,
+    only that many are taken (the first, in feed order) and the rest counted in `ParsedFeed.beyond_cap`."""
     if _is_json_feed(body, content_type):
-        return _parse_json_feed(body, base_url)
+        return _parse_json_feed(body, base_url, max_entries)
     body, repaired = _repair_utf8(body, content_type)
     headers = {"content-location": base_url}
     if content_type:
@@ -152,14 +165,19 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
     feed = parsed.get("feed", {})
     ttl = feed.get("ttl")
     ttl_minutes = int(ttl) if isinstance(ttl, str) and ttl.strip().isdigit() else None
-    return _collect(parsed.entries, base_url, _clean(feed.get("title")), ttl_minutes, problem)
+    return _collect(parsed.entries, base_url, _clean(feed.get("title"), MAX_TITLE_CHARS), ttl_minutes, problem,
+                    max_entries)
 
 
-def _collect(raw_entries: Any, base_url: str, title: str | None, ttl: int | None, problem: str | None) -> ParsedFeed:
+def _collect(raw_entries: Any, base_url: str, title: str | None, ttl: int | None, problem: str | None,
+             max_entries: int | None = None) -> ParsedFeed:
     entries: list[FeedEntry] = []
     seen: set[str] = set()
-    skipped = 0
-    for raw in raw_entries:
+    skipped = beyond_cap = 0
+    for read, raw in enumerate(raw_entries):
+        if max_entries is not None and len(entries) >= max_entries:
+            beyond_cap = len(raw_entries) - read
+            break
         entry = _entry(raw, base_url)
         if entry is None:
             skipped += 1
@@ -170,4 +188,5 @@ def _collect(raw_entries: Any, base_url: str, title: str | None, ttl: int | None
         entries.append(entry)
     if not entries and problem:
         raise PermanentError("feed_malformed", problem)
-    return ParsedFeed(title=title, entries=tuple(entries), ttl_minutes=ttl, problem=problem, skipped=skipped)
+    return ParsedFeed(title=title, entries=tuple(entries), ttl_minutes=ttl, problem=problem, skipped=skipped,
+                      beyond_cap=beyond_cap)

@@ -61,6 +61,7 @@ class ParsedFeed:
     ttl_minutes: int | None = None
     problem: str | None = None  # set when the XML was malformed but entries could still be read
     skipped: int = 0  # entries without a usable http(s) link
+    beyond_cap: int = 0  # entries not read because the feed listed more than `max_entries`
 
 
 @dataclass(frozen=True)

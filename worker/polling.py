@@ -48,10 +48,23 @@ class PollOutcome:
     problem: str | None = None  # a malformed feed that still yielded entries
     error: IngestError | None = None
     floor_seconds: float = 0.0  # the server's own minimum wait (ttl, max-age, Expires, Retry-After)
+    skipped: int = 0  # entries without a web page link (none, file:, javascript:, malformed, overlong)
+    beyond_cap: int = 0  # entries past the cap on entries per poll, not read
 
     @property
     def gone(self) -> bool:
         return self.result == "http_410"
+
+    @property
+    def feed_problem(self) -> str | None:
+        """What the feed's health should say: the parser's problem, and the entries this poll left out."""
+        parts = [self.problem] if self.problem else []
+        if self.skipped:
+            parts.append(f"skipped {self.skipped} {'entry' if self.skipped == 1 else 'entries'} whose link is not a "
+                         "web page")
+        if self.beyond_cap:
+            parts.append(f"took the first {len(self.entries)} entries, ignored {self.beyond_cap} more")
+        return "; ".join(parts) or None
 
 
 def body_hash(body: bytes) -> str:
@@ -75,7 +88,9 @@ def cache_floor(headers: dict[str, str], now: datetime) -> float:
     return 0.0
 
 
-def poll_feed(client: httpx.Client, state: FeedState, limits: FetchLimits, now: datetime | None = None) -> PollOutcome:
+def poll_feed(client: httpx.Client, state: FeedState, limits: FetchLimits, now: datetime | None = None,
+              max_entries: int | None = None) -> PollOutcome:
+    """One poll. `max_entries`: take at most that many entries, the first in feed order."""
     now = now or datetime.now(UTC)
     try:
         resp = fetch_feed(client, state.url, limits, etag=state.etag, last_modified=state.last_modified)
@@ -95,12 +110,12 @@ def poll_feed(client: httpx.Client, state: FeedState, limits: FetchLimits, now: 
         # Same bytes as last time (servers that ignore conditional requests, or keep the ETag): skip parsing.
         return replace(base, result="unchanged", body_hash=digest)
     try:
-        parsed = parse_feed(resp.body, resp.url, resp.headers.get("content-type"))
+        parsed = parse_feed(resp.body, resp.url, resp.headers.get("content-type"), max_entries)
     except PermanentError as exc:
         return replace(base, result=exc.reason, ok=False, error=exc, body_hash=digest)
     floor = max(base.floor_seconds, (parsed.ttl_minutes or 0) * 60.0)
     return replace(base, result="ok", entries=parsed.entries, title=parsed.title, body_hash=digest,
-                   problem=parsed.problem, floor_seconds=floor)
+                   problem=parsed.problem, floor_seconds=floor, skipped=parsed.skipped, beyond_cap=parsed.beyond_cap)
 
 
 def fresh_entries(entries: tuple[FeedEntry, ...], max_age: float | None, now: datetime) -> list[FeedEntry]:

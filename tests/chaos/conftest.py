@@ -1,8 +1,6 @@
 """The chaos suite: real `ingest` processes, killed and starved on purpose. Small variants run by default;
-`--run-slow` (or CHAOS_RUN_SLOW=1) adds the issue's full sizes, marked `slow`.
-
-`pytest tests/chaos --run-slow` registers the flag here; from the repository root (`pytest --run-slow`) pytest
-has not loaded this file yet when it parses the command line, so use the environment variable there.
+`--run-slow` (or CHAOS_RUN_SLOW=1) adds the issue's full sizes, marked `slow`. The flag and the skipping of
+`slow` tests without it live in tests/conftest.py, so `pytest --run-slow` works from the repository root too.
 """
 
 from __future__ import annotations
@@ -16,28 +14,6 @@ import redis as redis_lib
 
 from tasks.stack import PrivateRedis, free_port
 from tests.chaos.harness import tree
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="also run the long chaos variants (the issue's full sizes)")
-
-
-def run_slow(config: pytest.Config) -> bool:
-    try:
-        flag = bool(config.getoption("--run-slow"))
-    except ValueError:  # the option was not registered (this conftest was not an initial one)
-        flag = False
-    return flag or os.environ.get("CHAOS_RUN_SLOW", "") not in ("", "0")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if run_slow(config):
-        return
-    skip = pytest.mark.skip(reason="long variant: run with --run-slow (or CHAOS_RUN_SLOW=1)")
-    for item in items:
-        if "slow" in item.keywords and "tests/chaos" in str(item.path).replace(os.sep, "/"):
-            item.add_marker(skip)
 
 
 @pytest.fixture

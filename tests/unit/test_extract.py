@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -251,3 +252,59 @@ def test_list_items_start_with_a_dash_and_table_cells_are_joined_by_tabs() -> No
     got = extract_article(_page(f"<p>{PARA}</p><ul>{items}</ul>{table}<p>{PARA}</p>"), "https://x.vn/a")
     assert "- Điều 2: người lao động" in got.text
     assert "Hà Nội\t120" in got.text and "|" not in got.text
+
+
+# --- pages that are not articles: no words, too complex -----------------------------------------------------
+
+def _paragraphs(text: str, n: int = 6) -> str:
+    return _page("".join(f"<p>{text} ({i})</p>" for i in range(n)), lang="")
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("\ufffd" * 300, id="run-of-replacement-characters"),
+    pytest.param("<" * 300, id="run-of-angle-brackets"),
+    pytest.param("=-|+*" * 60, id="symbols-and-punctuation"),
+    pytest.param(bytes(range(32, 256)).decode("windows-1252", "replace") * 2, id="binary-as-windows-1252"),
+    pytest.param(bytes(range(32, 256)).decode("latin-1") * 2, id="binary-as-latin-1"),
+    pytest.param("Tin mới " + "\ue000\ue001\ue002" * 30, id="private-use-characters"),
+])
+def test_text_without_words_is_not_an_article(text: str) -> None:
+    with pytest.raises(NotAnArticle) as err:
+        extract_article(_paragraphs(text), "https://x.vn/a")
+    assert err.value.reason == "not_text"
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(PARA, id="vietnamese"),
+    pytest.param("日本の首相は記者会見で、新しい経済対策を発表した。対策の規模は約二十兆円となる見通しだ。", id="japanese"),
+    pytest.param("ประเทศไทยมีประชากรประมาณหกสิบหกล้านคน และกรุงเทพมหานครเป็นเมืองหลวงที่ใหญ่ที่สุดของประเทศ",
+                 id="thai-with-combining-marks"),
+    pytest.param("भारत एक विशाल देश है और इसकी राजधानी नई दिल्ली है। यहाँ अनेक भाषाएँ बोली जाती हैं।", id="hindi"),
+    pytest.param("أعلنت الحكومة اليوم عن خطة جديدة لدعم الاقتصاد الوطني وتوفير فرص العمل للشباب.", id="arabic"),
+    pytest.param("VNM 72.500 (+1,2%); FPT 95.300 (-0,4%); HPG 27.150 (+0,9%); VIC 44.000 (0%); MWG 48.900 (+2,1%).",
+                 id="price-board"),
+    pytest.param("Người dân Hà Nội đưa tin " + "\ufffd" + " về những sự kiện quan trọng trong tuần, theo phóng viên. " * 2,
+                 id="a-few-invalid-bytes"),
+])
+def test_text_in_any_script_is_made_of_words(text: str) -> None:
+    got = extract_article(_paragraphs(text), "https://x.vn/a")
+    assert text.split()[0] in got.text
+
+
+@pytest.mark.parametrize(("html", "reason"), [
+    pytest.param("<html><body>" + "<span>chữ</span> " * 40_000 + "</body></html>", "too_complex", id="40k-elements"),
+    pytest.param(_page(f"<p>{PARA}</p>" + "<a href='/x'>một liên kết</a> " * 3_000), "link_farm", id="3k-links"),
+])
+def test_pages_too_complex_for_an_article_are_refused_before_extraction(html: str, reason: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(NotAnArticle) as err:
+        extract_article(html, "https://x.vn/a")
+    assert err.value.reason == reason
+    assert time.monotonic() - started < 2  # a full extraction of either takes several seconds
+
+
+def test_an_article_with_many_links_is_not_a_link_farm() -> None:
+    # 2,500 links, but most of the text is outside them.
+    links = "".join(f"<li><a href='/t/{i}'>thẻ {i}</a></li>" for i in range(2_500))
+    got = extract_article(_page(f"<p>{PARA * 30}</p><ul>{links}</ul>"), "https://x.vn/a")
+    assert PARA.split()[0] in got.text

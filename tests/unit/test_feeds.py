@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -5,7 +6,7 @@ import pytest
 
 from demo.site import rss
 from worker.errors import PermanentError
-from worker.feeds import parse_feed
+from worker.feeds import MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, parse_feed
 
 FEEDS = Path(__file__).parent.parent / "data" / "feeds"
 
@@ -76,3 +77,43 @@ def test_large_feed() -> None:
     items = [{"title": f"T{i}", "link": f"https://x.org/{i}.html"} for i in range(2000)]
     feed = parse_feed(rss("Big", "https://x.org/", items).encode(), "https://x.org/rss")
     assert len(feed.entries) == 2000
+
+
+def test_entries_past_the_cap_are_counted_not_read() -> None:
+    items = [{"title": f"T{i}", "link": f"https://x.org/{i}.html"} for i in range(2500)]
+    items.insert(1, {"title": "bad", "link": "javascript:alert(1)"})
+    items.insert(2, {"title": "again", "link": "https://x.org/0.html"})  # a duplicate: not an entry taken
+    feed = parse_feed(rss("Big", "https://x.org/", items).encode(), "https://x.org/rss", max_entries=1000)
+    assert [e.url for e in feed.entries] == [f"https://x.org/{i}.html" for i in range(1000)]  # the first, in order
+    assert (feed.skipped, feed.beyond_cap) == (1, 1500)
+    assert parse_feed(rss("S", "https://x.org/", items[:5]).encode(), "https://x.org/rss", max_entries=1000).beyond_cap == 0
+
+
+def test_a_json_feed_is_capped_too() -> None:
+    items = [{"id": str(i), "url": f"https://x.org/{i}.html"} for i in range(30)]
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": items}).encode()
+    feed = parse_feed(body, "https://x.org/feed.json", max_entries=10)
+    assert (len(feed.entries), feed.beyond_cap) == (10, 20)
+
+
+def test_feed_text_fields_are_cut_to_a_bounded_length() -> None:
+    big = "chữ " * 1_000_000  # 4 MB of words on one line
+    body = rss(big, "https://x.org/", [{"title": big, "link": "https://x.org/a.html", "description": big,
+                                        "author": big, "guid": "g" * 100_000}]).encode()
+    body = body.replace(b"</item>", b"<category>" + big.encode() + b"</category></item>")
+    feed = parse_feed(body, "https://x.org/rss")
+    [entry] = feed.entries
+    assert feed.title is not None and len(feed.title) == MAX_TITLE_CHARS and feed.title.endswith("…")
+    assert entry.title is not None and len(entry.title) == MAX_TITLE_CHARS and entry.title.startswith("chữ chữ")
+    assert entry.summary is not None and len(entry.summary) == MAX_SUMMARY_CHARS
+    assert entry.author is not None and len(entry.author) <= 300
+    assert len(entry.tags) == 1 and len(entry.tags[0]) <= 200
+    assert entry.guid is not None and len(entry.guid) <= 2048
+    assert len(json.dumps(entry.to_json(), ensure_ascii=False)) < 15_000  # what travels in each task message
+
+
+def test_short_text_fields_are_kept_whole() -> None:
+    title = "Người dân Hà Nội " * 50  # 850 characters: long, but under the cap
+    feed = parse_feed(rss("S", "https://x.org/", [{"title": title, "link": "https://x.org/a.html"}]).encode(),
+                      "https://x.org/rss")
+    assert feed.entries[0].title == title.strip()

@@ -15,13 +15,20 @@ def test_defaults_and_env_overrides() -> None:
     assert load_settings({}).allow_private_networks is False
 
 
+def test_extraction_deadline_and_feed_entry_cap() -> None:
+    assert (load_settings({}).extract_timeout, load_settings({}).max_feed_entries) == (20.0, 1000)
+    s = load_settings({"INGEST_EXTRACT_TIMEOUT": "2.5", "INGEST_MAX_FEED_ENTRIES": "50"})
+    assert (s.extract_timeout, s.max_feed_entries) == (2.5, 50)
+
+
 def test_ingest_redis_url_wins_over_redis_url() -> None:
     s = load_settings({"REDIS_URL": "redis://a:1/0", "INGEST_REDIS_URL": "redis://b:2/0"})
     assert s.redis_url == "redis://b:2/0"
 
 
 @pytest.mark.parametrize(("var", "value"), [("INGEST_TICK_SECONDS", "soon"), ("INGEST_MAX_ATTEMPTS", "0"),
-                                             ("INGEST_LOG_FORMAT", "xml")])
+                                             ("INGEST_LOG_FORMAT", "xml"), ("INGEST_EXTRACT_TIMEOUT", "0"),
+                                             ("INGEST_MAX_FEED_ENTRIES", "0")])
 def test_bad_value_names_the_variable(var: str, value: str) -> None:
     with pytest.raises(SettingsError, match=var):
         load_settings({var: value})
