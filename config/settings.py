@@ -66,6 +66,9 @@ class Settings(BaseModel):
     max_defer: float = Field(60.0, gt=0)  # longest single deferral of a task waiting for its host's turn
 
     fetch_concurrency: int = Field(32, ge=1)
+    # New entries of one feed poll sent to the workers in one message (news.ingest_batch); 1: one
+    # news.ingest_article message per entry, as versions before the batch task did.
+    batch_size: int = Field(10, ge=1)
     extract_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     # Seconds one page may take in an extraction process; past it the processes are killed and the page dropped
     # as a failure `extract_timeout` (no deadline when extract_processes is 0).

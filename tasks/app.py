@@ -30,6 +30,7 @@ TASK_ROUTES = {
     "news.schedule_due_feeds": {"queue": FEEDS_QUEUE},
     "news.poll_feed": {"queue": FEEDS_QUEUE},
     "news.ingest_article": {"queue": ARTICLES_QUEUE},
+    "news.ingest_batch": {"queue": ARTICLES_QUEUE},
 }
 
 app = Celery("news", include=["tasks.poll", "tasks.ingest"])

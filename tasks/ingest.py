@@ -1,14 +1,17 @@
-"""The article task: fetch the page, extract it (in the local process pool), build, publish once."""
+"""The article tasks: fetch the page, extract it (in the local process pool), build, publish once; one article
+per message, or the new entries of a feed poll in one message."""
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Task
 from celery.exceptions import Reject
+from celery.worker import state as worker_state
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -34,23 +37,75 @@ def retry_delay(attempt: int, base: float, cap: float, retry_after: float | None
     return min(cap, max(delay, retry_after or 0.0))
 
 
+class Later(Exception):
+    """Run this article's task again in `countdown` seconds, with `changes` to its arguments: a deferral to the
+    host's turn (not an attempt), or a retry after a temporary error."""
+
+    def __init__(self, countdown: float, **changes: Any) -> None:
+        super().__init__(f"again in {countdown:.1f}s")
+        self.countdown = countdown
+        self.changes = changes
+
+
 @app.task(name="news.ingest_article", bind=True, max_retries=None)
 def ingest_article(self: Task, url: str, feed_url: str | None, section: str | None,
                    hints: dict[str, Any] | None = None, feed_title: str | None = None,
                    refresh: bool = False, attempt: int = 1, slot_at: float | None = None) -> str | None:
-    """`refresh`: the feed says the entry was updated; fetch again even if published (see worker.stream).
-    `attempt` counts failures (waiting for the host's turn is not one); `slot_at` is a reserved start time."""
+    """One article. `refresh`: the feed says the entry was updated; fetch again even if published (see
+    worker.stream). `attempt` counts failures (waiting for the host's turn is not one); `slot_at` is a reserved
+    start time."""
     try:
-        return _ingest(self, url, feed_url, section, hints, feed_title, refresh, attempt, slot_at)
+        return ingest_one(url, feed_url, section, hints, feed_title, refresh, attempt, slot_at)
+    except Later as later:
+        raise self.retry(countdown=later.countdown, kwargs={**self.request.kwargs, **later.changes}) from None
     except (RedisError, OperationalError) as exc:
-        # Redis went away mid-task, or while recording a failure or sending a retry: hand the message back. If
-        # Redis is still away for that too, the message stays unacked and the broker delivers it again after
-        # the visibility timeout. Never ack a task whose outcome was not written.
-        raise Reject(f"redis unavailable: {exc}", requeue=True) from None
+        raise _redis_away(exc) from None
 
 
-def _ingest(self: Task, url: str, feed_url: str | None, section: str | None, hints: dict[str, Any] | None,
-            feed_title: str | None, refresh: bool, attempt: int, slot_at: float | None) -> str | None:
+@app.task(name="news.ingest_batch", bind=True)
+def ingest_batch(self: Task, feed_url: str | None, section: str | None, feed_title: str | None,
+                 entries: list[dict[str, Any]]) -> int:
+    """New entries of one feed poll in one message (Celery's cost per message is a large share of an article's
+    CPU): each done in turn as news.ingest_article would, on this thread. An entry to run again later (its host's
+    turn, a retry) goes on as its own news.ingest_article. Past a quarter of the redelivery timeout, or when the
+    worker is asked to stop, the entries not begun go on as a new batch: no message runs long enough to be
+    delivered twice, and a warm shutdown waits for one article per thread, not a whole batch. Returns how many of
+    its entries it put on the stream (or found there unchanged after fetching them again)."""
+    deadline = time.monotonic() + runtime().settings.redelivery_timeout / 4
+    done = 0
+    try:
+        for i, entry in enumerate(entries):
+            if i and (time.monotonic() > deadline or _stopping()):
+                ingest_batch.delay(feed_url, section, feed_title, entries[i:])
+                break
+            single = {"url": entry["url"], "feed_url": feed_url, "section": section, "hints": entry.get("hints"),
+                      "feed_title": feed_title, "refresh": bool(entry.get("refresh"))}
+            try:
+                done += ingest_one(**single) is not None
+            except Later as later:
+                ingest_article.apply_async(kwargs={**single, **later.changes}, countdown=later.countdown)
+    except (RedisError, OperationalError) as exc:
+        raise _redis_away(exc) from None  # the entries done are skipped when it comes back: they are published
+    return done
+
+
+def _stopping() -> bool:
+    """A warm shutdown has begun (Celery sets the exit code, often 0, so compare by identity as Celery does)."""
+    return worker_state.should_stop is not None and worker_state.should_stop is not False
+
+
+def _redis_away(exc: Exception) -> Reject:
+    # Redis went away mid-task, or while recording a failure or sending a retry: hand the message back. If Redis
+    # is still away for that too, the message stays unacked and the broker delivers it again after the
+    # visibility timeout. Never ack a task whose outcome was not written.
+    return Reject(f"redis unavailable: {exc}", requeue=True)
+
+
+def ingest_one(url: str, feed_url: str | None, section: str | None, hints: dict[str, Any] | None = None,
+               feed_title: str | None = None, refresh: bool = False, attempt: int = 1,
+               slot_at: float | None = None) -> str | None:
+    """Fetch, extract, build and publish one article; record a final failure. Returns the stream entry id, or
+    None (already published, or failed). Raises Later to run again, RedisError when Redis is away."""
     rt = runtime()
     s = rt.settings
     stage = "fetch"
@@ -70,15 +125,14 @@ def _ingest(self: Task, url: str, feed_url: str | None, section: str | None, hin
                                     retention=rt.retention, marker_ttl=s.seen_ttl_seconds * 2)
     except HostBusy as busy:
         metrics.deferred()
-        raise self.retry(countdown=busy.countdown, kwargs={**self.request.kwargs, "slot_at": busy.slot_at}) from None
+        raise Later(busy.countdown, slot_at=busy.slot_at) from None
     except TemporaryError as exc:
         if attempt < s.max_attempts:
             log.warning("retrying (attempt %d)", attempt,
                         extra={"url": url, "feed": feed_url, "stage": stage, "reason": exc.reason})
             metrics.retried(stage, exc.reason)
             delay = retry_delay(attempt, s.retry_base_delay, s.retry_max_delay, exc.retry_after)
-            raise self.retry(countdown=delay, kwargs={**self.request.kwargs, "attempt": attempt + 1,
-                                                      "slot_at": None}) from None
+            raise Later(delay, attempt=attempt + 1, slot_at=None) from None
         _fail(url, feed_url, stage, exc, attempt)
         return None
     except IngestError as exc:

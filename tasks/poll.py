@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from tasks import metrics
 from tasks.app import app, runtime
-from tasks.ingest import ingest_article
+from tasks.ingest import ingest_article, ingest_batch
 from tasks.runtime import Runtime
 from worker.failures import record_failure
 from worker.politeness import reserve_slot
@@ -95,16 +95,23 @@ def log_left_out(state: FeedState, outcome: PollOutcome) -> None:
 
 
 def fan_out(rt: Runtime, state: FeedState, outcome: PollOutcome) -> int:
-    """Enqueue entries never seen before, and seen ones whose `updated` date moved; note this feed on every
-    entry it lists. Returns how many new."""
+    """Enqueue entries never seen before, and seen ones whose `updated` date moved, `batch_size` to a message;
+    note this feed on every entry it lists. Returns how many new."""
     s = rt.settings
     entries = fresh_entries(outcome.entries, state.max_entry_age or s.max_entry_age, datetime.now(UTC))
     by_id = {article_id(e.url): e for e in entries}
     versions = {aid: e.updated_at.timestamp() if e.updated_at else 0.0 for aid, e in by_id.items()}
     note_listing(rt.redis, s.key_prefix, state.url, list(by_id), s.seen_ttl_seconds)
     new, updated = sort_sightings(rt.redis, s.key_prefix, versions)
-    for aid in new + updated:
-        ingest_article.delay(by_id[aid].url, state.url, state.section, by_id[aid].to_json(),
-                             feed_title=outcome.title or state.title, refresh=aid in updated)
+    refreshed, title = set(updated), outcome.title or state.title
+    jobs = [{"url": by_id[aid].url, "hints": by_id[aid].to_json(), "refresh": aid in refreshed}
+            for aid in new + updated]
+    if s.batch_size > 1:
+        for i in range(0, len(jobs), s.batch_size):
+            ingest_batch.delay(state.url, state.section, title, jobs[i:i + s.batch_size])
+    else:
+        for job in jobs:
+            ingest_article.delay(job["url"], state.url, state.section, job["hints"], feed_title=title,
+                                 refresh=job["refresh"])
     mark_seen(rt.redis, s.key_prefix, {aid: versions[aid] for aid in new + updated}, s.seen_ttl_seconds)
     return len(new)

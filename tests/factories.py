@@ -1,13 +1,19 @@
-"""Small builders of test records."""
+"""Small builders of test records, and readers of the article queue."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import redis as redis_lib
+
+from tasks.app import ARTICLES_QUEUE
 from worker.models import Article, ExtractorV1, SiteV1
 
 
@@ -29,3 +35,24 @@ def load_bench(name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def queued_tasks(r: redis_lib.Redis, queue: str = ARTICLES_QUEUE) -> list[tuple[str, list[Any], dict[str, Any]]]:
+    """(task name, args, kwargs) of each message waiting in a queue, oldest first."""
+    out = []
+    for raw in reversed(r.lrange(queue, 0, -1)):  # LPUSHed: the oldest is last
+        message = json.loads(raw)
+        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        out.append((message["headers"]["task"], args, kwargs))
+    return out
+
+
+def queued_urls(r: redis_lib.Redis, queue: str = ARTICLES_QUEUE) -> list[str]:
+    """The article URLs waiting in a queue, oldest first, whether one to a message or in batches."""
+    urls = []
+    for name, args, kwargs in queued_tasks(r, queue):
+        if name == "news.ingest_batch":
+            urls.extend(entry["url"] for entry in args[3])
+        else:
+            urls.append(args[0] if args else kwargs["url"])
+    return urls

@@ -26,11 +26,12 @@ import redis as redis_lib
 
 from config import Settings
 from demo.site import LocalSite, rss
-from tasks.app import ARTICLES_QUEUE, configure
+from tasks.app import configure
 from tasks.ingest import ingest_article
 from tasks.poll import poll_feed
 from tasks.runtime import Runtime
 from tests import slow_extraction
+from tests.factories import queued_urls
 from worker.charset import decode_html
 from worker.errors import IngestError, NotAnArticle, PermanentError, TemporaryError
 from worker.extract import extract_article
@@ -642,7 +643,7 @@ def test_hostile_feeds_end_as_recorded_failures_and_the_good_feed_is_unaffected(
     states = {name: reg.get(fid) for name, fid in fids.items()}
     assert states["laughs"].problem and "amplification" in states["laughs"].problem  # type: ignore[union-attr]
     assert states["good"].last_result == "ok" and states["good"].consecutive_errors == 0  # type: ignore[union-attr]
-    assert r.llen(ARTICLES_QUEUE) == 4  # the good feed's two, and the one real link of xxe and of laughs
+    assert len(queued_urls(r)) == 4  # the good feed's two, and the one real link of xxe and of laughs
     assert site.hits.get("/x.html") is None and "/etc/passwd" not in repr(site.hits)
     everything = dump_redis(r)
     assert CANARY not in everything and "root:x:0:0" not in everything and "javascript:" not in everything
@@ -727,8 +728,8 @@ def test_a_poll_takes_at_most_max_feed_entries(settings: Settings, site: LocalSi
         assert poll_feed(fid) == 40
     finally:
         configure(settings)
-    assert r.llen(ARTICLES_QUEUE) == 40
-    assert "/a0.html" in str(r.lindex(ARTICLES_QUEUE, -1)) + str(r.lindex(ARTICLES_QUEUE, 0))  # the first ones
+    queued = queued_urls(r)
+    assert len(queued) == 40 and queued[0].endswith("/a0.html")  # the first ones
     assert reg.get(fid).problem == "took the first 40 entries, ignored 210 more"  # type: ignore[union-attr]
     assert [rec.getMessage() for rec in caplog.records if getattr(rec, "reason", None) == "too_many_entries"] == [
         "210 entries ignored past the first 40"]
@@ -750,7 +751,7 @@ def test_a_json_feed_with_one_bad_item_still_yields_the_others(
                     "application/feed+json")
     fid = Registry(r, rt.settings.key_prefix).add(feed, None, 300)
     assert poll_feed(fid) == expected
-    assert r.llen(ARTICLES_QUEUE) == expected
+    assert len(queued_urls(r)) == expected
 
 
 @pytest.mark.parametrize("body", [
@@ -770,7 +771,7 @@ def test_a_feed_that_breaks_feedparser_is_used_or_a_recorded_failure(
     failures = list_failures(r, rt.settings.key_prefix)
     assert state is not None and state.last_result in ("ok", "feed_malformed")
     if state.last_result == "ok":
-        assert new >= 1 and good in str(r.lrange(ARTICLES_QUEUE, 0, -1))
+        assert new >= 1 and good in queued_urls(r)
     else:
         assert [f["reason"] for f in failures] == ["feed_malformed"]
 

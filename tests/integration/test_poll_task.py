@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,9 +12,10 @@ import redis as redis_lib
 from config import Settings
 from demo.site import LocalSite, rss
 from tasks.app import ARTICLES_QUEUE, FEEDS_QUEUE, configure
-from tasks.ingest import ingest_article
+from tasks.ingest import ingest_article, ingest_batch
 from tasks.poll import poll_feed, schedule_due_feeds
 from tasks.runtime import Runtime
+from tests.factories import queued_tasks, queued_urls
 from worker.failures import list_failures
 from worker.models import Article
 from worker.registry import GONE, Registry
@@ -43,7 +42,7 @@ def test_same_article_in_two_sections_is_ingested_once_and_records_both(
     reg = Registry(r, rt.settings.key_prefix)
     assert poll_feed(reg.add(one, "Một", 300)) == 1
     assert poll_feed(reg.add(two, "Hai", 300)) == 0  # a different guid alone does not duplicate it
-    assert queued(r, ARTICLES_QUEUE) == 1
+    assert queued_urls(r) == [page]
     entry_id = ingest_article(page, one, "Một", {"url": page, "title": "A"}, feed_title="One")
     assert entry_id is not None
     article = Article.from_json(r.xrange(rt.settings.stream)[0][1]["article"])
@@ -128,9 +127,9 @@ def test_updated_entry_with_changed_text_publishes_an_update(rt: Runtime, site: 
     def poll_and_ingest() -> None:
         reg.set_status(fid, "active")
         poll_feed(fid)
-        while (raw := r.rpop(ARTICLES_QUEUE)) is not None:  # run the queued tasks' bodies right here
-            args, kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
-            ingest_article(*args, **kwargs)
+        for name, args, kwargs in queued_tasks(r):  # run the queued tasks' bodies right here
+            (ingest_batch if name == "news.ingest_batch" else ingest_article)(*args, **kwargs)
+        r.delete(ARTICLES_QUEUE)
 
     poll_and_ingest()
     poll_and_ingest()  # nothing moved: no task at all

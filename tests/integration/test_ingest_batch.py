@@ -1,0 +1,108 @@
+"""news.ingest_batch, called directly against real Redis and a local site: the entries of one feed poll in one
+message, each done as news.ingest_article would; what must run again later goes on as its own message."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from celery.exceptions import Reject
+from celery.worker import state as worker_state
+
+from config import Settings
+from demo.site import LocalSite
+from tasks.app import configure
+from tasks.ingest import ingest_batch
+from tasks.runtime import Runtime
+from tasks.stack import PrivateRedis, free_port
+from tests.factories import queued_tasks
+from worker.failures import list_failures
+
+PAGES = Path(__file__).parents[1] / "data" / "site" / "pages"
+PAGE = (PAGES / "vnexpress_2025-10-22_fundus.html").read_bytes()
+OTHER = (PAGES / "vnexpress_2023-11-02_htmldate.html").read_bytes()
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    yield configure(settings)
+    configure(settings)
+
+
+def entry(url: str, **extra: Any) -> dict[str, Any]:
+    return {"url": url, "hints": {"url": url, "title": "T"}, **extra}
+
+
+def test_a_batch_publishes_its_articles_and_records_its_failures(rt: Runtime, site: LocalSite,
+                                                                 r: redis_lib.Redis) -> None:
+    a, b = site.add("/a.html", PAGE), site.add("/b.html", OTHER)
+    missing = site.url("/missing.html")
+    assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(a), entry(missing), entry(b)]) == 2
+    assert {f["url"] for _, f in r.xrange(rt.settings.stream)} == {a, b}
+    assert [(f["url"], f["reason"]) for f in list_failures(r, rt.settings.key_prefix)] == [(missing, "http_404")]
+    assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(a), entry(b)]) == 0  # a redelivery: already there,
+    assert r.xlen(rt.settings.stream) == 2 and site.hits["/a.html"] == 1  # and nothing fetched again
+
+
+def test_an_entry_to_retry_goes_on_as_its_own_task(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    good, down = site.add("/a.html", PAGE), site.add("/down.html", "busy", status=503)
+    assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(down), entry(good)]) == 1
+    [(name, args, kwargs)] = queued_tasks(r)
+    assert name == "news.ingest_article" and args == []
+    assert kwargs["url"] == down and kwargs["attempt"] == 2 and kwargs["feed_url"] == site.url("/rss")
+    assert list_failures(r, rt.settings.key_prefix) == []  # not a failure yet: it has attempts left
+
+
+def slow(body: bytes, seconds: float) -> Any:
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        time.sleep(seconds)
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return handle
+
+
+def test_a_long_batch_hands_the_entries_not_begun_to_a_new_message(
+        settings: Settings, site: LocalSite, r: redis_lib.Redis) -> None:
+    configure(settings.model_copy(update={"redelivery_timeout": 2}))  # entries begun after 0.5 s go on
+    try:
+        first, rest = site.add("/slow.html", b""), [site.add("/b.html", OTHER), site.add("/c.html", PAGE)]
+        site.routes["/slow.html"].handler = slow(PAGE, 0.8)
+        assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(first)] + [entry(u) for u in rest]) == 1
+    finally:
+        configure(settings)
+    [(name, args, _)] = queued_tasks(r)
+    assert name == "news.ingest_batch" and [e["url"] for e in args[3]] == rest
+    assert site.hits.get("/b.html", 0) == 0
+
+
+def test_redis_away_mid_batch_rejects_it_for_redelivery(settings: Settings, site: LocalSite,
+                                                        tmp_path: Path) -> None:
+    server = PrivateRedis(tmp_path / "redis", free_port()).start()
+    configure(settings.model_copy(update={"redis_url": server.url}))
+    try:
+        a = site.add("/a.html", PAGE)
+        site.routes["/a.html"].handler = slow(PAGE, 0.0)
+        server.stop(kill=True)
+        with pytest.raises(Reject) as rejected:
+            ingest_batch(site.url("/rss"), "S", "Feed", [entry(a)])
+        assert rejected.value.requeue
+    finally:
+        configure(settings)
+
+
+def test_a_warm_shutdown_hands_the_entries_not_begun_to_a_new_message(
+        rt: Runtime, site: LocalSite, r: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = [site.add("/a.html", PAGE), site.add("/b.html", OTHER), site.add("/c.html", PAGE + b" ")]
+    monkeypatch.setattr(worker_state, "should_stop", 0)  # what Celery sets on SIGTERM: exit code 0
+    assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(u) for u in urls]) == 1
+    [(name, args, _)] = queued_tasks(r)
+    assert name == "news.ingest_batch" and [e["url"] for e in args[3]] == urls[1:]
