@@ -199,5 +199,18 @@ def extract_page(body: bytes, content_type: str | None, url: str, drop: tuple[st
     return extract_article(decode_html(body, content_type), url, drop)
 
 
-def warm() -> None:
-    """Nothing to do: importing this module is the warm-up (an extraction process calls it once at start)."""
+_WARM_UP_PAGE = (
+    "<html lang='vi'><head><title>Thời tiết Hà Nội</title><meta property='article:published_time' "
+    "content='2026-11-24T08:00:00+07:00'></head><body><article><h1>Thời tiết Hà Nội hôm nay</h1>"
+    "<p>Hà Nội hôm nay trời nắng đẹp, người dân đi lại đông đúc trên các tuyến phố chính của thủ đô.</p>"
+    "<p>Theo dự báo, nhiệt độ cao nhất trong ngày khoảng 30 độ C, độ ẩm không khí ở mức vừa phải.</p>"
+    "<p>Cơ quan khí tượng khuyến cáo người dân chú ý giữ gìn sức khỏe khi thời tiết thay đổi thất thường.</p>"
+    "<p>Ngày 24/11/2026, nhiều trường học đã tổ chức các hoạt động ngoài trời cho học sinh.</p>"
+    "<p style='text-align:right'><strong>Minh Anh</strong></p></article></body></html>"
+)
+
+
+def warm() -> Extracted:
+    """Extract a small built-in page, so an extraction process loads its models (language, dates) at start-up
+    rather than on its first real page (about 0.45 s of CPU)."""
+    return extract_article(_WARM_UP_PAGE, "https://example.vn/thoi-tiet.html")

@@ -14,7 +14,7 @@ from lxml import html as lxml_html
 
 from worker import dates, metadata
 from worker.errors import NotAnArticle
-from worker.extract import extract_article
+from worker.extract import extract_article, warm
 
 DATA = Path(__file__).parent.parent / "data"
 VNEXPRESS_URL = "https://vnexpress.net/dau-bung-keo-dai-phat-hien-ung-thu-lymphoma-ruot-non-4954454.html"
@@ -308,3 +308,10 @@ def test_an_article_with_many_links_is_not_a_link_farm() -> None:
     links = "".join(f"<li><a href='/t/{i}'>thẻ {i}</a></li>" for i in range(2_500))
     got = extract_article(_page(f"<p>{PARA * 30}</p><ul>{links}</ul>"), "https://x.vn/a")
     assert PARA.split()[0] in got.text
+
+
+def test_the_warm_up_page_goes_through_every_stage() -> None:
+    """warm() must reach language, date and byline detection, or extraction processes start cold."""
+    sample = warm()
+    assert sample.language == "vi" and sample.authors == ("Minh Anh",)
+    assert sample.published_at is not None and sample.published_at.isoformat() == "2026-11-24T08:00:00+07:00"
