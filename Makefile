@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test demo bench bench-peers bench-extraction bench-scheduler lint lock clean venv
+.PHONY: run test demo bench bench-peers bench-extraction bench-scheduler bench-load lint lock clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-peers: $(TSTAMP)
 
 bench-scheduler: $(TSTAMP)
 	$(BIN)/python bench/scheduler.py
+
+# Issue 8's load proof: 200 feeds x 50 articles through the real stack; lost, duplicates, memory (~3-5 min).
+bench-load: $(TSTAMP)
+	$(BIN)/python bench/load.py
 
 bench-extraction: $(TSTAMP)
 	$(BIN)/python bench/extraction.py

@@ -21,15 +21,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis as redis_lib
 import yaml
+from kombu.transport.redis import Channel
 
 from demo.site import LocalSite, rss
 from tasks.stack import PrivateRedis, free_port
 from worker.urls import article_id, canonical_url
 
+# kombu's Redis transport keeps delivered, unacked tasks in UNACKED (and by delivery time in UNACKED_INDEX); a
+# worker's periodic sweep re-queues those older than the visibility timeout, under the lock UNACKED_MUTEX.
+UNACKED, UNACKED_INDEX, UNACKED_MUTEX = Channel.unacked_key, Channel.unacked_index_key, Channel.unacked_mutex_key
 PAGES = sorted((Path(__file__).parents[1] / "data" / "site" / "pages").glob("*.html"))
 STREAM = "articles"
 PREFIX = "ingest:"
@@ -52,12 +57,15 @@ CHAOS_ENV = {
 }
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> float:
-    """Poll `check` until true; the seconds it took. Fails the test with `what` after `timeout`."""
+def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.1,
+               explain: Callable[[], str] | None = None) -> float:
+    """Poll `check` until true; the seconds it took. Fails the test with `what` after `timeout`, and with what
+    `explain` says about the state then (e.g. `broker_state`), so a timeout names its cause."""
     started = time.monotonic()
     while not check():
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                                 + (f" ({explain()})" if explain else ""))
         time.sleep(step)
     return time.monotonic() - started
 
@@ -265,7 +273,7 @@ def report(name: str, **figures: object) -> None:
 def task_events(records: list[dict[str, object]]) -> dict[str, list[str]]:
     """Task id -> what the worker logged about it, in order: received, succeeded, retry, raised, ..."""
     events: dict[str, list[str]] = {}
-    pattern = re.compile(r"Task news\.ingest_article\[([0-9a-f-]+)\] (\w+)")
+    pattern = re.compile(r"Task news\.ingest_(?:article|batch)\[([0-9a-f-]+)\] (\w+)")
     for rec in records:
         m = pattern.search(str(rec.get("message", "")))
         if m:
@@ -274,29 +282,40 @@ def task_events(records: list[dict[str, object]]) -> dict[str, list[str]]:
 
 
 def in_flight(records: list[dict[str, object]]) -> int:
-    """Article tasks a worker received and has not finished (by its own log)."""
+    """Article tasks (one article, or a batch of a feed's new entries) a worker received and has not finished
+    (by its own log)."""
     return sum(1 for ev in task_events(records).values() if ev[-1] == "received")
+
+
+def message_articles(message: dict[str, Any]) -> list[str]:
+    """Article ids a task message carries: news.ingest_article's URL, news.ingest_batch's entries; else none."""
+    task = message.get("headers", {}).get("task")
+    if task not in ("news.ingest_article", "news.ingest_batch"):
+        return []
+    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    if task == "news.ingest_article":
+        return [article_id(args[0] if args else kwargs["url"])]
+    entries = args[3] if len(args) > 3 else kwargs["entries"]
+    return [article_id(e["url"]) for e in entries]
 
 
 def unacked_articles(r: redis_lib.Redis) -> set[str]:
     """Article ids of the article tasks the broker holds as delivered and not yet acknowledged."""
-    ids = set()
-    for raw in r.hvals("unacked"):
-        message = json.loads(raw)[0]
-        if message.get("headers", {}).get("task") != "news.ingest_article":
-            continue
-        args = json.loads(base64.b64decode(message["body"]))[0]
-        ids.add(article_id(args[0]))
-    return ids
+    return {aid for raw in r.hvals(UNACKED) for aid in message_articles(json.loads(raw)[0])}
+
+
+def broker_state(r: redis_lib.Redis) -> str:
+    """What the broker holds: queued and unacked tasks (and the oldest one's age), and the lock of kombu's sweep
+    that re-queues expired unacked tasks (held by a worker that died mid-sweep, it stops every sweep)."""
+    oldest = r.zrange(UNACKED_INDEX, 0, 0, withscores=True)
+    ttl = r.pttl(UNACKED_MUTEX)
+    return (f"queued: {r.llen('news.articles')} article, {r.llen('news.feeds')} feed tasks; unacked: "
+            f"{r.hlen(UNACKED)}, oldest {f'{time.time() - oldest[0][1]:.1f} s' if oldest else '-'}; "
+            f"{UNACKED_MUTEX}: {f'held, expires in {ttl / 1000:.1f} s' if ttl > 0 else 'free'}")
 
 
 def queued_articles(r: redis_lib.Redis, queue: str = "news.articles") -> set[str]:
-    ids = set()
-    for raw in r.lrange(queue, 0, -1):
-        message = json.loads(raw)
-        args = json.loads(base64.b64decode(message["body"]))[0]
-        ids.add(article_id(args[0]))
-    return ids
+    return {aid for raw in r.lrange(queue, 0, -1) for aid in message_articles(json.loads(raw))}
 
 
 class Partition:
