@@ -50,6 +50,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": settings.redelivery_timeout,
             "unacked_restore_interval": max(1, settings.redelivery_timeout // 10),
             "unacked_restore_throttle": 1,
+            # The sweep runs under a lock in Redis; a worker killed mid-sweep leaves it until it expires (kombu's
+            # default: 300 s) and no worker sweeps meanwhile. Expire it with the sweep's own period: an overlapping
+            # second sweep is harmless (each re-queue is a WATCH/MULTI transaction on the unacked hash).
+            "unacked_mutex_expire": max(1, settings.redelivery_timeout // 10),
         },
         "task_ignore_result": True,
         "task_serializer": "json",
