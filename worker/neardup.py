@@ -4,7 +4,8 @@ Each article's text gets a 64-bit SimHash over word 3-shingles; texts that diffe
 headline, a credit line, an extra sentence) land within a few bits of each other. The hash is split into
 4 bands of 16 bits kept in Redis sets, so candidates are found in O(1) (any two hashes within 3 bits share at
 least one band exactly) and then checked by Hamming distance. The earlier article wins: a later one carries
-`duplicate_of` with its id.
+`duplicate_of` with its id. A band holds at most BAND_CAP articles, so a story seen thousands of times costs each
+lookup a bounded read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ import redis
 MIN_WORDS = 60  # shorter texts are too alike by chance (briefs, photo captions) to call duplicates
 MAX_DISTANCE = 3
 BANDS = 4
+BAND_CAP = 100  # members per band: the same story seen 10,000 times must not make each lookup read 10,000
 _WORD = re.compile(r"\w+")
+# KEYS: the band sets. ARGV: member (id:hash), ttl, cap. Returns each band's members as they were; adds the member
+# to the bands that hold fewer than `cap` (a full band already holds enough earlier texts to match against).
+_FIND_AND_REMEMBER = """
+local found = {}
+for i, key in ipairs(KEYS) do
+  found[i] = redis.call('SRANDMEMBER', key, tonumber(ARGV[3]))
+  if #found[i] < tonumber(ARGV[3]) then redis.call('SADD', key, ARGV[1]) end
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return found
+"""
 
 
 _BIT = [bytes((value >> i) & 1 for value in range(256)) for i in range(8)]  # byte -> its bit i, as 0/1
@@ -50,16 +63,12 @@ def _band_keys(prefix: str, h: int) -> list[str]:
 def find_and_remember(client: redis.Redis, prefix: str, article_id: str, h: int, ttl_seconds: int) -> str | None:
     """The id of an earlier article whose text is within MAX_DISTANCE bits, if any; and remember this one's
     hash. One round trip: each band's members are read before this article is added to it."""
-    pipe = client.pipeline(transaction=False)
-    member = f"{article_id}:{h:016x}"
-    for key in _band_keys(prefix, h):
-        pipe.smembers(key)
-        pipe.sadd(key, member)
-        pipe.expire(key, ttl_seconds)
+    bands = client.eval(_FIND_AND_REMEMBER, BANDS, *_band_keys(prefix, h), f"{article_id}:{h:016x}", ttl_seconds,
+                        BAND_CAP)
     best: tuple[int, str] | None = None
-    for members in pipe.execute()[::3]:
+    for members in bands:
         for other in members:
-            other_id, _, other_hash = other.partition(":")
+            other_id, _, other_hash = (other if isinstance(other, str) else other.decode()).partition(":")
             if other_id == article_id:
                 continue
             distance = (int(other_hash, 16) ^ h).bit_count()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis as redis_lib
 
 from worker.failures import list_failures, record_failure
+from worker.neardup import BAND_CAP, find_and_remember
 from worker.registry import FAILING_AFTER, Registry, feed_id
 from worker.seen import mark_seen, sort_sightings
 
@@ -57,3 +58,14 @@ def test_failures_are_recorded_newest_first(r: redis_lib.Redis) -> None:
     assert [(f["url"], f["reason"], f["attempts"], f["feed"]) for f in rows] == [
         ("https://x.vn/2", "extraction_empty", 2, None), ("https://x.vn/1", "http_404", 1, "https://x.vn/rss")]
     assert {"stage", "time"} <= set(rows[0])
+
+
+def test_near_duplicates_are_found_and_a_story_seen_often_stays_bounded(r: redis_lib.Redis) -> None:
+    h = 0x0123_4567_89AB_CDEF
+    assert find_and_remember(r, P, "first", h, 60) is None
+    assert find_and_remember(r, P, "near", h ^ 0b101, 60) == "first"  # 2 bits apart
+    assert find_and_remember(r, P, "far", h ^ 0xFFFF_0000_FFFF_0000, 60) is None  # 32 bits apart, same 2 bands
+    for i in range(BAND_CAP + 50):  # the same story again and again
+        assert find_and_remember(r, P, f"copy{i}", h, 60) is not None
+    assert max(r.scard(k) for k in r.scan_iter(f"{P}simhash:*")) == BAND_CAP
+    assert find_and_remember(r, P, "late", h, 60) is not None
