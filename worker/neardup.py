@@ -10,10 +10,10 @@ lookup a bounded read.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import redis
+import xxhash
 
 MIN_WORDS = 60  # shorter texts are too alike by chance (briefs, photo captions) to call duplicates
 MAX_DISTANCE = 3
@@ -39,14 +39,13 @@ _BIT = [bytes((value >> i) & 1 for value in range(256)) for i in range(8)]  # by
 def simhash(text: str) -> int | None:
     """64-bit SimHash of the text's word 3-shingles, or None for a text too short to judge.
 
-    Bit b is set when more than half of the shingles' blake2b-64 hashes (big-endian) have it set. The counting
-    runs column by column over the packed digests (translate + count, in C), not bit by bit in Python."""
+    Bit b is set when more than half of the shingles' xxh64 hashes (big-endian) have it set. The counting runs
+    column by column over the packed digests (translate + count, in C), not bit by bit in Python."""
     words = _WORD.findall(text.lower())
     if len(words) < MIN_WORDS:
         return None
-    blake = hashlib.blake2b
-    digests = b"".join(blake(f"{a} {b} {c}".encode(), digest_size=8).digest()
-                       for a, b, c in zip(words, words[1:], words[2:], strict=False))
+    digest = xxhash.xxh64_digest
+    digests = b"".join([digest(f"{a} {b} {c}".encode()) for a, b, c in zip(words, words[1:], words[2:], strict=False)])
     half, h = len(digests) // 16, 0
     for k in range(8):  # byte k of each digest holds bits 8 * (7 - k) ... + 7 of its hash
         column = digests[k::8]

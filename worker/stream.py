@@ -14,7 +14,6 @@ Retention is bounded: by count (`MAXLEN ~ n`) or, when a maximum age is set, by 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import dataclass
 
@@ -52,7 +51,6 @@ redis.call('HSET', KEYS[1], 'entry', id, 'hash', ARGV[4], 'revision', revision)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {1, id, revision}
 """
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def is_published(client: redis.Redis, prefix: str, article_id: str) -> bool:
 
 def content_hash(article: Article) -> str:
     """What counts as a material change: the title or the text, whitespace aside."""
-    material = _SPACE.sub(" ", f"{article.title}\n{article.text}").strip()
+    material = " ".join(f"{article.title}\n{article.text}".split())
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from config import SourcesError
 from config.sources import parse_sources
@@ -34,8 +34,7 @@ def test_simhash_finds_the_same_story_and_tells_others_apart() -> None:
 def plain_simhash(text: str) -> int:
     """The definition, bit by bit: bit b is set when most shingle hashes have it set."""
     words = re.findall(r"\w+", text.lower())
-    hashes = [int.from_bytes(hashlib.blake2b(" ".join(words[i:i + 3]).encode(), digest_size=8).digest(), "big")
-              for i in range(len(words) - 2)]
+    hashes = [xxhash.xxh64_intdigest(" ".join(words[i:i + 3]).encode()) for i in range(len(words) - 2)]
     return sum(1 << b for b in range(64) if 2 * sum(h >> b & 1 for h in hashes) > len(hashes))
 
 
