@@ -67,15 +67,16 @@ def ingest_batch(self: Task, feed_url: str | None, section: str | None, feed_tit
                  entries: list[dict[str, Any]]) -> int:
     """New entries of one feed poll in one message (Celery's cost per message is a large share of an article's
     CPU): each done in turn as news.ingest_article would, on this thread. An entry to run again later (its host's
-    turn, a retry) goes on as its own news.ingest_article. Past a quarter of the redelivery timeout, or when the
+    turn, a retry) goes on as its own news.ingest_article. Past half the redelivery timeout, or when the
     worker is asked to stop, the entries not begun go on as a new batch: no message runs long enough to be
     delivered twice, and a warm shutdown waits for one article per thread, not a whole batch. Returns how many of
     its entries it put on the stream (or found there unchanged after fetching them again)."""
-    deadline = time.monotonic() + runtime().settings.redelivery_timeout / 4
+    deadline = time.monotonic() + runtime().settings.redelivery_timeout / 2
     done = 0
     try:
         for i, entry in enumerate(entries):
             if i and (time.monotonic() > deadline or _stopping()):
+                log.info("batch handed on: %d entries not begun", len(entries) - i, extra={"feed": feed_url})
                 ingest_batch.delay(feed_url, section, feed_title, entries[i:])
                 break
             single = {"url": entry["url"], "feed_url": feed_url, "section": section, "hints": entry.get("hints"),

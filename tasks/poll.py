@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from celery import Task
 from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
@@ -39,15 +41,18 @@ def schedule_due_feeds() -> int:
     return len(fids)
 
 
-@app.task(name="news.poll_feed")
-def poll_feed(fid: str) -> int:
+@app.task(name="news.poll_feed", bind=True)
+def poll_feed(self: Task, fid: str) -> int:
     rt = runtime()
     s = rt.settings
     state = rt.registry.get(fid)
     if state is None or state.status != ACTIVE:
         return 0
     lock = s.key("lock", "feed", fid)
-    if not rt.redis.set(lock, "1", nx=True, ex=int(s.total_timeout) + 30):
+    # The lock holds this message's task id: a redelivery of it (its worker died mid-poll, leaving the lock) polls
+    # at once instead of dropping the poll until the feed is due again.
+    holder = self.request.id or uuid.uuid4().hex
+    if not rt.redis.set(lock, holder, nx=True, ex=int(s.total_timeout) + 30) and rt.redis.get(lock) != holder:
         return 0  # being polled right now by another worker
     try:
         # Feeds are few and configured on purpose: fetched at once, but they take a turn from their host's

@@ -72,10 +72,10 @@ def slow(body: bytes, seconds: float) -> Any:
 
 def test_a_long_batch_hands_the_entries_not_begun_to_a_new_message(
         settings: Settings, site: LocalSite, r: redis_lib.Redis) -> None:
-    configure(settings.model_copy(update={"redelivery_timeout": 2}))  # entries begun after 0.5 s go on
+    configure(settings.model_copy(update={"redelivery_timeout": 2}))  # entries not begun after 1 s go on
     try:
         first, rest = site.add("/slow.html", b""), [site.add("/b.html", OTHER), site.add("/c.html", PAGE)]
-        site.routes["/slow.html"].handler = slow(PAGE, 0.8)
+        site.routes["/slow.html"].handler = slow(PAGE, 1.3)
         assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(first)] + [entry(u) for u in rest]) == 1
     finally:
         configure(settings)

@@ -167,3 +167,17 @@ def test_the_same_story_under_another_url_carries_duplicate_of(rt: Runtime, site
     got = {a.url: a for a in (Article.from_json(f["article"]) for _id, f in r.xrange(rt.settings.stream))}
     assert got[first].duplicate_of is None and got[other].duplicate_of is None
     assert got[second].duplicate_of == got[first].id
+
+
+def test_a_redelivered_poll_takes_over_the_lock_its_dead_first_delivery_left(
+        rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
+    """Once a bug: a worker killed mid-poll left the feed's lock, so the poll's redelivery found it held, polled
+    nothing and was acked, and the feed waited for its claim to expire (70 s in the chaos tests)."""
+    feed = site.add("/rss", rss("S", site.base, [{"title": "A", "link": site.url("/a.html")}]), "text/xml")
+    fid = Registry(r, rt.settings.key_prefix).add(feed, None, 300)
+    lock = rt.settings.key("lock", "feed", fid)
+    r.set(lock, "another-poll", ex=60)
+    assert poll_feed.apply(args=(fid,), task_id="first-delivery").get() == 0  # another poll holds it: skipped
+    r.set(lock, "first-delivery", ex=60)  # what the dead first delivery of this very message left
+    assert poll_feed.apply(args=(fid,), task_id="first-delivery").get() == 1
+    assert r.get(lock) is None and queued_urls(r) == [site.url("/a.html")]
