@@ -2,7 +2,12 @@ r"""Extraction quality and speed: our extractor and plain trafilatura on the sha
 
 Scores both on the Scrapinghub article-extraction-benchmark (181 pages), then checks our text against
 the vn-news ground truth. The last line printed is for machines:
-`extraction: f1=X precision=P recall=R baseline_f1=B pages_per_s=S` (S: our pages per second of CPU time).
+`extraction: f1=X precision=P recall=R baseline_f1=B pages_per_s=S speed_ratio=Q` (S: our pages per second of
+CPU time; Q: our speed over plain trafilatura's, the median over the rounds of one pass each, which moves less with
+the machine's load than the ratio of the fastest passes, also printed).
+
+`--instructions` also counts the CPU instructions per page of both extractors with valgrind's callgrind, on a
+fixed subset (every 6th page, 30 pages): unlike times, the counts do not move with the machine's load.
 
 The metric is the benchmark's own (scrapinghub/article-extraction-benchmark, evaluate.py, re-implemented):
 - tokens are the `\w+` matches of the text, case kept; shingles are runs of 4 consecutive tokens, counted
@@ -20,7 +25,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
+import statistics
+import subprocess
 import sys
 import time
 import unicodedata
@@ -37,6 +45,9 @@ from worker.extract import extract_article
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 BENCH_DIR = "article-extraction-benchmark"
 QUICK_PAGES = 40
+# The fixed subset whose instructions are counted: every 6th page, 30 pages.
+SUBSET_EVERY = 6
+SUBSET_PAGES = 30
 SHINGLE = 4
 # The fundus ground truth carries no URL; this is the page's og:url (see vn-news/README.md).
 VNEXPRESS_URL = "https://vnexpress.net/dau-bung-keo-dai-phat-hien-ung-thu-lymphoma-ruot-non-4954454.html"
@@ -134,21 +145,55 @@ def run_benchmarks(pages: list[tuple[str, str, bytes]], passes: int) -> dict[str
     for extract in EXTRACTORS.values():
         extract(pages[0][2], pages[0][0])  # warm-up: lazy loads (language model, caches) are not per-page costs
     outputs: dict[str, list[str]] = {}
-    cpu: dict[str, float] = {}
-    wall: dict[str, float] = {}
+    cpu: dict[str, list[float]] = {name: [] for name in EXTRACTORS}
+    wall: dict[str, list[float]] = {name: [] for name in EXTRACTORS}
     for _ in range(passes):
         for name, extract in EXTRACTORS.items():
             out, cpu_s, wall_s = _timed_pass(pages, extract)
             outputs.setdefault(name, out)
-            cpu[name] = min(cpu.get(name, cpu_s), cpu_s)
-            wall[name] = min(wall.get(name, wall_s), wall_s)
+            cpu[name].append(cpu_s)
+            wall[name].append(wall_s)
     results = {}
     for name, out in outputs.items():
         p, r, f1 = precision_recall_f1(match(truth, o) for (_, truth, _), o in zip(pages, out, strict=True))
         empty = sum(1 for o in out if not tokenize(o))
+        # Speed against plain trafilatura, pass by pass: the two passes of a round ran at nearly the same time.
+        rounds = [base / mine for mine, base in zip(cpu[name], cpu["trafilatura"], strict=True)]
         results[name] = {"precision": p, "recall": r, "f1": f1, "empty": empty,
-                         "pages_per_s": len(pages) / cpu[name], "wall_pages_per_s": len(pages) / wall[name]}
+                         "pages_per_s": len(pages) / min(cpu[name]), "wall_pages_per_s": len(pages) / min(wall[name]),
+                         "speed_ratio": min(cpu["trafilatura"]) / min(cpu[name]),
+                         "round_ratio": statistics.median(rounds)}
     return results
+
+
+def count_pass(name: str, data: Path, passes: int) -> None:
+    """What `instructions` runs under callgrind: a warm-up pass over the subset, then `passes` more."""
+    pages = load_benchmark(data, None)[::SUBSET_EVERY][:SUBSET_PAGES]
+    extract = EXTRACTORS[name]
+    for _ in range(1 + passes):
+        for url, _, body in pages:
+            extract(body, url)
+
+
+def instructions(data: Path) -> dict[str, float]:
+    """Instructions per page of each extractor on the subset (valgrind --tool=callgrind): the count of a run with
+    a warm-up pass and a measured pass, less that of a run with the warm-up pass only, so that start-up, imports
+    and first-call loads cancel out. Same inputs, fixed hash seed: the counts repeat to about 0.3 %."""
+    runs = {}
+    for name in EXTRACTORS:
+        for passes in (0, 1):
+            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+                   "--data", str(data), "--count-pass", name, str(passes)]
+            runs[name, passes] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                                  env={**os.environ, "PYTHONHASHSEED": "0"})
+    counts = {}
+    for key, run in runs.items():
+        _, err = run.communicate()
+        found = re.search(r"Collected : (\d+)", err)
+        if run.returncode or not found:
+            sys.exit(f"bench/extraction.py: callgrind run {key} failed: {err[-500:]}")
+        counts[key] = int(found.group(1))
+    return {name: (counts[name, 1] - counts[name, 0]) / SUBSET_PAGES for name in EXTRACTORS}
 
 
 def vnexpress_scores(vn: Path) -> dict[str, tuple[float, float, float]]:
@@ -216,8 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_PAGES} benchmark pages")
     parser.add_argument("--passes", type=int, default=2, help="timed passes per extractor, alternating (best kept)")
+    parser.add_argument("--instructions", action="store_true",
+                        help=f"also count instructions per page with callgrind ({SUBSET_PAGES} pages, a few minutes)")
+    parser.add_argument("--count-pass", nargs=2, metavar=("EXTRACTOR", "PASSES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     data: Path = args.data
+    if args.count_pass:
+        count_pass(args.count_pass[0], data, int(args.count_pass[1]))
+        return 0
     vn = data / "vn-news"
     for needed in (data / BENCH_DIR / "ground-truth.json", data / BENCH_DIR / "html", vn / "ground-truth"):
         if not needed.exists():
@@ -231,6 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, m in results.items():
         print(f"  {name:<12} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} "
               f"{m['empty']:>6.0f} {m['pages_per_s']:>8.1f} {m['wall_pages_per_s']:>6.1f}")
+    m = results["ours"]
+    print(f"  speed of ours over plain trafilatura: {m['speed_ratio']:.2f} (fastest passes), "
+          f"{m['round_ratio']:.2f} (median of the rounds)")
+    if args.instructions:
+        counted = instructions(data)
+        print(f"\ninstructions per page (callgrind, {SUBSET_PAGES} pages: every {SUBSET_EVERY}th)")
+        for name, count in counted.items():
+            print(f"  {name:<12} {count / 1e6:8.1f} M")
+        print(f"  ours over plain trafilatura: {counted['ours'] / counted['trafilatura']:.3f}")
 
     print("\nvn-news vnexpress_2025-10-22_fundus (summary + paragraphs, same metric)")
     for name, (p, r, f1) in vnexpress_scores(vn).items():
@@ -239,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     m, b = results["ours"], results["trafilatura"]
     print(f"extraction: f1={m['f1']:.3f} precision={m['precision']:.3f} recall={m['recall']:.3f} "
-          f"baseline_f1={b['f1']:.3f} pages_per_s={m['pages_per_s']:.1f}")
+          f"baseline_f1={b['f1']:.3f} pages_per_s={m['pages_per_s']:.1f} speed_ratio={m['round_ratio']:.2f}")
     return 0
 
 

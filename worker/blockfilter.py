@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from lxml.html import HtmlElement
 
 from worker import boilerplate, locate
+from worker.boilerplate import text_of
 from worker.render import Block
 
 # A block that opens like this promotes something else: another story, an app, a newsletter.
@@ -72,7 +73,7 @@ def is_link_block(text: str, source: HtmlElement) -> bool:
     para = _paragraph_of(source)
     if para is None or text.startswith(("http://", "https://", "www.")) or locate.link_share(para) < LINK_BLOCK_SHARE:
         return False
-    links = [len(a.text_content().strip()) for a in para.iter("a")]
+    links = [len(text_of(a).strip()) for a in para.iter("a")]
     tags = len(links) >= MIN_TAG_LINKS and sum(links) <= MAX_TAG_CHARS * len(links)
     return len(text) <= MAX_LINK_BLOCK_CHARS or tags
 

@@ -8,10 +8,14 @@ a date without an offset is Vietnam's time (UTC+7, the country's only zone, no d
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from lxml import etree
 from lxml import html as lxml_html
+
+from worker.boilerplate import text_of
 
 VIETNAM = timezone(timedelta(hours=7))
 # The date itself, then what may stand before it (a weekday, "ngày") and after it (a time, "GMT+7").
@@ -30,7 +34,13 @@ _AFTERNOON = ("chi", "tố", "to", "pm", "ch")
 _CONTEXT = 40
 # How far (in characters of page text) a dateline may sit from the headline.
 _NEAR_HEADLINE = 2000
-_TEXT_RUNS = ".//text()[not(parent::script) and not(parent::style) and not(parent::noscript)]"
+# Plain strings (no link back to their element); the filter only when the page still has scripts or styles.
+_TEXT_RUNS = etree.XPath(".//text()[not(parent::script) and not(parent::style) and not(parent::noscript)]",
+                         smart_strings=False)
+_ALL_TEXT_RUNS = etree.XPath(".//text()", smart_strings=False)
+_HAS_CODE = etree.XPath("boolean(.//script | .//style | .//noscript)")
+# A cheap scan for what every dd/mm/yy date starts with: the full pattern is tried only where it matches.
+_DATE_START = re.compile(r"\d{1,2}[/.-]\d")
 
 
 def parse_iso(value: str | None) -> datetime | None:
@@ -86,17 +96,30 @@ def _nearest(found: list[tuple[int, datetime]], anchor: int) -> datetime | None:
     return min(near)[2] if near else None
 
 
+def _dates_in(text: str) -> Iterator[re.Match[str]]:
+    """`_DATE.finditer(text)`, three times faster: `_DATE` opens with a look-behind, which makes the regex
+    engine try it at every position; `_DATE_START` finds the only positions where it can match."""
+    pos = 0
+    while (start := _DATE_START.search(text, pos)) is not None:
+        m = _DATE.match(text, start.start())
+        if m is None:
+            pos = start.start() + 1
+        else:
+            yield m
+            pos = m.end()
+
+
 def datelines(root: lxml_html.HtmlElement, latest: datetime) -> Datelines:
     """Day-first dates printed closest to the headline (the first ones on a page without <h1>)."""
     body = root.find("body")
     body = root if body is None else body
-    text = "\n".join(body.xpath(_TEXT_RUNS))
+    text = "\n".join((_TEXT_RUNS if _HAS_CODE(body) else _ALL_TEXT_RUNS)(body))
     headline = next(body.iter("h1"), None)
-    head_text = " ".join(headline.text_content().split())[:30] if headline is not None else ""
+    head_text = " ".join(text_of(headline).split())[:30] if headline is not None else ""
     anchor = text.find(head_text) if head_text else -1
     cued: list[tuple[int, datetime]] = []
     bare: list[tuple[int, datetime]] = []
-    for m in _DATE.finditer(text):
+    for m in _dates_in(text):
         found = _day_first(text, m)
         if found is not None and found[0] <= latest:
             (cued if found[1] else bare).append((m.start(), found[0]))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lxml.html import HtmlElement
 
-from worker.boilerplate import image_src, norm_text
+from worker.boilerplate import image_src, norm_text, text_of
 
 # Elements whose text trafilatura turns into one block.
 _BLOCK_TAGS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dd", "dt", "blockquote",
@@ -51,10 +51,11 @@ def index_blocks(root: HtmlElement) -> Index:
     """Every block-level element of the page, and every div holding only inline content."""
     exact: dict[str, list[HtmlElement]] = {}
     heads: dict[str, list[HtmlElement]] = {}
+    holders = {el.getparent() for el in root.iter(_DIV_BLOCKS)}  # one pass, not one per div
     for el in root.iter(_BLOCK_TAGS, "div"):
-        if el.tag == "div" and any(child.tag in _DIV_BLOCKS for child in el):
+        if el.tag == "div" and el in holders:
             continue
-        text = key(el.text_content())
+        text = key(text_of(el))
         if text:
             exact.setdefault(text, []).append(el)
             if len(text) >= _HEAD_CHARS * 2:
@@ -78,10 +79,10 @@ def sources(texts: Iterable[str], index: Index) -> list[HtmlElement | None]:
 
 def link_share(el: HtmlElement) -> float:
     """Share of the element's text that is link text."""
-    total = len(norm_text(el.text_content()))
+    total = len(norm_text(text_of(el)))
     if not total:
         return 0.0
-    return min(1.0, sum(len(norm_text(a.text_content())) for a in el.iter("a")) / total)
+    return min(1.0, sum(len(norm_text(text_of(a))) for a in el.iter("a")) / total)
 
 
 def container(elements: Iterable[tuple[HtmlElement, int]]) -> HtmlElement | None:
@@ -106,7 +107,7 @@ def _nearest_article(el: HtmlElement) -> HtmlElement | None:
 
 
 def _paragraph_chars(el: HtmlElement) -> int:
-    return sum(len(norm_text(p.text_content())) for p in el.iter("p"))
+    return sum(len(norm_text(text_of(p))) for p in el.iter("p"))
 
 
 def twins(box: HtmlElement) -> list[tuple[HtmlElement, bool]]:
@@ -152,7 +153,7 @@ def _previous_text(el: HtmlElement) -> HtmlElement | None:
     for start in (el, el.getparent()):
         sib = start.getprevious() if start is not None else None
         while sib is not None:
-            if norm_text(sib.text_content()):
+            if norm_text(text_of(sib)):
                 return sib
             sib = sib.getprevious()
     return None
@@ -161,7 +162,7 @@ def _previous_text(el: HtmlElement) -> HtmlElement | None:
 def _teaser(el: HtmlElement) -> bool:
     """A paragraph right under a link to another page: the summary of a story listed on an index page."""
     above = _previous_text(el)
-    return above is not None and len(norm_text(above.text_content())) > 10 and link_share(above) >= _TEASER_LINKS
+    return above is not None and len(norm_text(text_of(above))) > 10 and link_share(above) >= _TEASER_LINKS
 
 
 def is_listing(paragraphs: list[tuple[HtmlElement | None, int]], box: HtmlElement | None) -> bool:
@@ -177,7 +178,7 @@ def is_listing(paragraphs: list[tuple[HtmlElement | None, int]], box: HtmlElemen
             others += size
             if others > (1 - _LISTING_TEASERS) * total:
                 return False
-    headlines = sum(1 for a in box.iter("a") if len(a.text_content().split()) >= _HEADLINE_WORDS)
+    headlines = sum(1 for a in box.iter("a") if len(text_of(a).split()) >= _HEADLINE_WORDS)
     return headlines >= _LISTING_HEADLINES * len(paragraphs)
 
 

@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from lxml import etree
 from lxml import html as lxml_html
 
 from worker import dates
-from worker.boilerplate import norm_text
+from worker.boilerplate import norm_text, text_of
 
 _DATE_META = (
     "article:published_time", "og:article:published_time", "datePublished", "pubdate", "publishdate",
@@ -79,9 +80,14 @@ def _json_ld(root: lxml_html.HtmlElement) -> list[dict[str, Any]]:
     return items
 
 
+# Attribute steps, then their elements: the same elements in the same order as `//*[contains(@class, …)]`, in 60 %
+# of the time (libxml2 tests the attributes that exist, not every element for each of them).
+_BREADCRUMBS = etree.XPath('(//@class[contains(., "breadcrumb")] | //@id[contains(., "breadcrumb")])/parent::*')
+
+
 def _crumbs(root: lxml_html.HtmlElement) -> list[str]:
-    for crumbs in root.xpath('//*[contains(@class,"breadcrumb") or contains(@id,"breadcrumb")]'):
-        texts = [norm_text(a.text_content()) for a in crumbs.iter("a")]
+    for crumbs in _BREADCRUMBS(root):
+        texts = [norm_text(text_of(a)) for a in crumbs.iter("a")]
         texts = [t for t in texts if t and t.lower() not in _HOME_CRUMBS]
         if texts:
             return texts
@@ -95,8 +101,8 @@ def read_page(root: lxml_html.HtmlElement) -> PageMeta:
     return PageMeta(
         meta=_meta_tags(root),
         ld=tuple(_json_ld(root)),
-        headings=tuple(norm_text(h.text_content()) for h in root.iter("h1")),
-        title_tag=norm_text(title.text_content()) if title is not None else None,
+        headings=tuple(norm_text(text_of(h)) for h in root.iter("h1")),
+        title_tag=norm_text(text_of(title)) if title is not None else None,
         canonical=canonical,
         declared_lang=root.get("lang"),
     )
@@ -198,8 +204,10 @@ def _is_credit(text: str) -> bool:
     return text.lower().startswith("theo ")
 
 
-_AUTHOR_MARKUP = ('//*[@itemprop="author" or @rel="author" or contains(@class,"author") or contains(@class,"byline")]'
-                  '[not(self::meta or self::link or self::script)]')
+# Elements marked as an author's, not meta, link or script: found by their attributes, as `_BREADCRUMBS`.
+_AUTHOR_MARKUP = etree.XPath(
+    '(//@itemprop[. = "author"] | //@rel[. = "author"] | //@class[contains(., "author") or contains(., "byline")])'
+    '/parent::*[not(self::meta or self::link or self::script)]')
 _BY = re.compile(r"^(?:by|bởi|tác giả|von|par|por|di)\s*:?\s+", re.I)
 MAX_AUTHOR_CHARS = 60
 MAX_AUTHOR_WORDS = 6
@@ -207,8 +215,8 @@ MAX_AUTHOR_WORDS = 6
 
 def marked_authors(root: lxml_html.HtmlElement) -> list[str]:
     """The first author name the page marks up as one (class "author"/"byline", itemprop or rel "author")."""
-    for el in root.xpath(_AUTHOR_MARKUP):
-        text = _BY.sub("", norm_text(el.text_content()))
+    for el in _AUTHOR_MARKUP(root):
+        text = _BY.sub("", norm_text(text_of(el)))
         if text and len(text) <= MAX_AUTHOR_CHARS and len(text.split()) <= MAX_AUTHOR_WORDS \
                 and not any(ch.isdigit() or ch in "@|/" for ch in text) and not _is_credit(text):
             return split_authors(text)
@@ -233,7 +241,7 @@ def tags(page: PageMeta) -> list[str]:
     # The first tag field the page fills: a second one is often the site's own keyword list on every page.
     values = [next((page.meta[k] for k in _TAG_META if norm_text(page.meta.get(k))), None)]
     values += [v for key in ("keywords", "about") for value in _ld_values(page, key) for v in _names(value)]
-    described = _fold(lead(page) or "")
+    described = _fold(lead(page) or "") if any(values) else ""
     found: dict[str, str] = {}
     for value in values:
         # Some CMSs fill the keywords with the description: that is a sentence, not tags.

@@ -6,7 +6,6 @@ through with their loose text kept; a data table becomes one block per row, its 
 
 from __future__ import annotations
 
-from copy import deepcopy
 from dataclasses import dataclass
 
 from lxml import etree
@@ -30,29 +29,39 @@ class Block:
     text: str
 
 
+def _walk_inline(e: etree._Element, parts: list[str]) -> None:
+    """Append the text of an element and its descendants to `parts`, `_BREAK` standing for line breaks."""
+    if e.tag == "lb":
+        parts.append(_BREAK)
+        return
+    if e.text and e.tag != "graphic":
+        parts.append(e.text)
+    for child in e:
+        _walk_child(child, parts)
+
+
+def _walk_child(child: etree._Element, parts: list[str]) -> None:
+    """A child element inside a text block, then its tail: blocks, rows, cells and items on lines of their own."""
+    block = child.tag in _BLOCK_CHILDREN or child.tag in _TABLE_PARTS or child.tag == "item"
+    if block:
+        parts.append(_BREAK)
+    _walk_inline(child, parts)
+    if block:
+        parts.append(_BREAK)
+    if child.tail:
+        parts.append(child.tail)
+
+
+def _lines(parts: list[str]) -> str:
+    lines = (norm_text(line) for line in "".join(parts).split(_BREAK))
+    return "\n".join(line for line in lines if line)
+
+
 def inline_text(el: etree._Element) -> str:
     """Text of an element with `<lb/>` as a line break; whitespace collapsed within each line."""
     parts: list[str] = []
-
-    def walk(e: etree._Element) -> None:
-        if e.tag == "lb":
-            parts.append(_BREAK)
-            return
-        if e.text and e.tag != "graphic":
-            parts.append(e.text)
-        for child in e:
-            block = child.tag in _BLOCK_CHILDREN or child.tag in _TABLE_PARTS or child.tag == "item"
-            if block:
-                parts.append(_BREAK)
-            walk(child)
-            if block:
-                parts.append(_BREAK)
-            if child.tail:
-                parts.append(child.tail)
-
-    walk(el)
-    lines = (norm_text(line) for line in "".join(parts).split(_BREAK))
-    return "\n".join(line for line in lines if line)
+    _walk_inline(el, parts)
+    return _lines(parts)
 
 
 def _has_block_child(el: etree._Element) -> bool:
@@ -93,20 +102,24 @@ def render_blocks(body: etree._Element) -> list[Block]:
             walk_container(el)
 
     def walk_container(el: etree._Element) -> None:
-        # Loose text and inline children between blocks form paragraphs of their own.
-        run = etree.Element("p")
-        run.text = el.text
+        # Loose text and inline children between blocks form paragraphs of their own: a run of text parts,
+        # read from the body in place (as the text of a <p> holding copies of them would read).
+        run = [el.text] if el.text else []
         for child in el:
             if not isinstance(child.tag, str):
                 continue
             if child.tag in _BLOCK_CHILDREN or _has_block_child(child):
-                text_block("p", run)
-                run = etree.Element("p")
+                run_block(run)
                 walk(child)
-                run.text = child.tail
+                run = [child.tail] if child.tail else []
             else:
-                run.append(deepcopy(child))  # a copy: moving it would cut it out of the body
-        text_block("p", run)
+                _walk_child(child, run)
+        run_block(run)
+
+    def run_block(parts: list[str]) -> None:
+        text = _lines(parts)
+        if text:
+            out.append(Block("p", text))
 
     walk_container(body)
     return out
