@@ -62,8 +62,8 @@ def ingest_article(self: Task, url: str, feed_url: str | None, section: str | No
         raise _redis_away(exc) from None
 
 
-@app.task(name="news.ingest_batch", bind=True)
-def ingest_batch(self: Task, feed_url: str | None, section: str | None, feed_title: str | None,
+@app.task(name="news.ingest_batch")
+def ingest_batch(feed_url: str | None, section: str | None, feed_title: str | None,
                  entries: list[dict[str, Any]]) -> int:
     """New entries of one feed poll in one message (Celery's cost per message is a large share of an article's
     CPU): each done in turn as news.ingest_article would, on this thread. An entry to run again later (its host's

@@ -45,6 +45,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRe
 
 
 @pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test alone (append-only), which the test may stop and start again."""
+    server = PrivateRedis(tmp_path / "redis", free_port()).start()
+    try:
+        yield server
+    finally:
+        server.stop(kill=True)
+
+
+@pytest.fixture
 def redis_url(redis_server: PrivateRedis) -> str:
     redis_lib.Redis.from_url(redis_server.url).flushall()
     return redis_server.url

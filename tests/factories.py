@@ -37,22 +37,26 @@ def load_bench(name: str) -> ModuleType:
     return module
 
 
+def task_of(message: dict[str, Any]) -> tuple[str, list[Any], dict[str, Any]]:
+    """(task name, args, kwargs) of a Celery message as kombu's Redis transport stores it."""
+    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    return message.get("headers", {}).get("task", ""), args, kwargs
+
+
+def article_urls(name: str, args: list[Any], kwargs: dict[str, Any]) -> list[str]:
+    """The article URLs a task carries: news.ingest_article's one, news.ingest_batch's entries; else none."""
+    if name == "news.ingest_article":
+        return [args[0] if args else kwargs["url"]]
+    if name == "news.ingest_batch":
+        return [entry["url"] for entry in (args[3] if len(args) > 3 else kwargs["entries"])]
+    return []
+
+
 def queued_tasks(r: redis_lib.Redis, queue: str = ARTICLES_QUEUE) -> list[tuple[str, list[Any], dict[str, Any]]]:
     """(task name, args, kwargs) of each message waiting in a queue, oldest first."""
-    out = []
-    for raw in reversed(r.lrange(queue, 0, -1)):  # LPUSHed: the oldest is last
-        message = json.loads(raw)
-        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        out.append((message["headers"]["task"], args, kwargs))
-    return out
+    return [task_of(json.loads(raw)) for raw in reversed(r.lrange(queue, 0, -1))]  # LPUSHed: the oldest is last
 
 
 def queued_urls(r: redis_lib.Redis, queue: str = ARTICLES_QUEUE) -> list[str]:
     """The article URLs waiting in a queue, oldest first, whether one to a message or in batches."""
-    urls = []
-    for name, args, kwargs in queued_tasks(r, queue):
-        if name == "news.ingest_batch":
-            urls.extend(entry["url"] for entry in args[3])
-        else:
-            urls.append(args[0] if args else kwargs["url"])
-    return urls
+    return [url for task in queued_tasks(r, queue) for url in article_urls(*task)]

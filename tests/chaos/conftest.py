@@ -7,23 +7,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
-from tasks.stack import PrivateRedis, free_port
+from tasks.stack import PrivateRedis
 from tests.chaos.harness import tree
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A redis-server of this test alone (append-only), which the test may stop and start again."""
-    server = PrivateRedis(tmp_path / "redis", free_port()).start()
-    try:
-        yield server
-    finally:
-        server.stop(kill=True)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ each in its own process group with its own log file, so a test can SIGKILL exact
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -17,8 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,8 @@ import yaml
 from kombu.transport.redis import Channel
 
 from demo.site import LocalSite, rss
-from tasks.stack import PrivateRedis, free_port
+from tasks.stack import free_port
+from tests.factories import article_urls, task_of
 from worker.urls import article_id, canonical_url
 
 # kombu's Redis transport keeps delivered, unacked tasks in UNACKED (and by delivery time in UNACKED_INDEX); a
@@ -58,6 +57,9 @@ CHAOS_ENV = {
     "INGEST_METRICS_PORT": "0",
     "INGEST_LOG_FORMAT": "json",
 }
+REDELIVERY = int(CHAOS_ENV["INGEST_REDELIVERY_TIMEOUT"])
+CONCURRENCY = int(CHAOS_ENV["INGEST_FETCH_CONCURRENCY"])
+TICK = float(CHAOS_ENV["INGEST_TICK_SECONDS"])
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.1,
@@ -227,15 +229,6 @@ def peak_rss(pids: list[int]) -> int:
     return total
 
 
-@contextmanager
-def private_redis(tmp: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp / "redis", free_port()).start()
-    try:
-        yield server
-    finally:
-        server.stop(kill=True)
-
-
 def stream_ids(r: redis_lib.Redis) -> list[str]:
     return [f["id"] for _id, f in r.xrange(STREAM)]
 
@@ -292,14 +285,7 @@ def in_flight(records: list[dict[str, object]]) -> int:
 
 def message_articles(message: dict[str, Any]) -> list[str]:
     """Article ids a task message carries: news.ingest_article's URL, news.ingest_batch's entries; else none."""
-    task = message.get("headers", {}).get("task")
-    if task not in ("news.ingest_article", "news.ingest_batch"):
-        return []
-    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-    if task == "news.ingest_article":
-        return [article_id(args[0] if args else kwargs["url"])]
-    entries = args[3] if len(args) > 3 else kwargs["entries"]
-    return [article_id(e["url"]) for e in entries]
+    return [article_id(url) for url in article_urls(*task_of(message))]
 
 
 def unacked_articles(r: redis_lib.Redis) -> set[str]:

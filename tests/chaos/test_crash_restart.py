@@ -16,6 +16,7 @@ from demo.site import LocalSite
 from tasks.stack import PrivateRedis
 from tests.chaos.harness import (
     PREFIX,
+    REDELIVERY,
     STREAM,
     NewsSite,
     Processes,
@@ -27,8 +28,6 @@ from tests.chaos.harness import (
     write_feeds_file,
 )
 from worker.failures import list_failures
-
-REDELIVERY = 10  # INGEST_REDELIVERY_TIMEOUT in the harness
 
 
 def crash_and_restart(tmp_path: Path, redis_url: str, r: redis_lib.Redis, n: int,

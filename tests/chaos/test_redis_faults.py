@@ -19,8 +19,11 @@ import redis as redis_lib
 from demo.site import LocalSite, rss
 from tasks.stack import PrivateRedis
 from tests.chaos.harness import (
+    CONCURRENCY,
     PREFIX,
+    REDELIVERY,
     STREAM,
+    TICK,
     NewsSite,
     Partition,
     Processes,
@@ -36,9 +39,6 @@ from worker.failures import list_failures
 from worker.registry import Registry
 from worker.urls import article_id, canonical_url
 
-CONCURRENCY = 4  # INGEST_FETCH_CONCURRENCY in the harness
-REDELIVERY = 10  # INGEST_REDELIVERY_TIMEOUT in the harness
-TICK = 1.0  # INGEST_TICK_SECONDS in the harness
 ABOUT_REDIS = re.compile(r"redis|connect|broker|Error 111|refused", re.I)
 
 

@@ -27,6 +27,7 @@ from demo.site import LocalSite
 from tasks.stack import PrivateRedis
 from tests.chaos.harness import (
     PREFIX,
+    REDELIVERY,
     STREAM,
     UNACKED_MUTEX,
     NewsSite,
@@ -42,8 +43,6 @@ from tests.chaos.harness import (
 )
 from worker.failures import list_failures
 from worker.registry import Registry
-
-REDELIVERY = 10  # INGEST_REDELIVERY_TIMEOUT in the harness
 
 
 @pytest.mark.parametrize(("n", "feeds", "kills"), [

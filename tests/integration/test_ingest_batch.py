@@ -19,7 +19,7 @@ from demo.site import LocalSite
 from tasks.app import configure
 from tasks.ingest import ingest_batch
 from tasks.runtime import Runtime
-from tasks.stack import PrivateRedis, free_port
+from tasks.stack import PrivateRedis
 from tests.factories import queued_tasks
 from worker.failures import list_failures
 
@@ -85,13 +85,11 @@ def test_a_long_batch_hands_the_entries_not_begun_to_a_new_message(
 
 
 def test_redis_away_mid_batch_rejects_it_for_redelivery(settings: Settings, site: LocalSite,
-                                                        tmp_path: Path) -> None:
-    server = PrivateRedis(tmp_path / "redis", free_port()).start()
-    configure(settings.model_copy(update={"redis_url": server.url}))
+                                                        private_redis: PrivateRedis) -> None:
+    configure(settings.model_copy(update={"redis_url": private_redis.url}))
     try:
         a = site.add("/a.html", PAGE)
-        site.routes["/a.html"].handler = slow(PAGE, 0.0)
-        server.stop(kill=True)
+        private_redis.stop(kill=True)
         with pytest.raises(Reject) as rejected:
             ingest_batch(site.url("/rss"), "S", "Feed", [entry(a)])
         assert rejected.value.requeue

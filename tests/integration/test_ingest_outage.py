@@ -15,17 +15,15 @@ from config import Settings
 from demo.site import LocalSite
 from tasks import ingest
 from tasks.app import configure
-from tasks.stack import PrivateRedis, free_port
+from tasks.stack import PrivateRedis
 
 PAGE = (Path(__file__).parents[1] / "data" / "site" / "pages" / "vnexpress_2025-10-22_fundus.html").read_bytes()
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path, settings: Settings) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis", free_port()).start()
-    configure(settings.model_copy(update={"redis_url": server.url}))
-    yield server
-    server.stop(kill=True)
+def own_redis(private_redis: PrivateRedis, settings: Settings) -> Iterator[PrivateRedis]:
+    configure(settings.model_copy(update={"redis_url": private_redis.url}))
+    yield private_redis
     configure(settings)
 
 
