@@ -37,7 +37,8 @@ lint: $(TSTAMP)
 bench: $(TSTAMP)
 	$(BIN)/python bench/throughput.py --quick
 
-# The same, with newspaper4k run on the same site as a peer (installed from PyPI into .venv-peers on first use).
+# The same, with newspaper4k and news-please run on the same site as peers (each installed from PyPI into its own
+# venv, .venv-peers and .venv-peer-newsplease, on first use).
 bench-peers: $(TSTAMP)
 	$(BIN)/python bench/throughput.py --quick --peers
 

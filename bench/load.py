@@ -272,7 +272,7 @@ def run_load(pages: list[bytes], feeds: int, per_feed: int, workdir: Path, *, ti
         finally:
             server.stop()
     finally:
-        site.local.stop()
+        site.stop()
 
 
 def _run(site: NewsSite, server: PrivateRedis, expected: set[str], workdir: Path, *, timeout: float,

@@ -10,8 +10,8 @@ Per latency (`--latency-ms 0,50,200`) a site on 127.0.0.1 serves S section feeds
   cold start on a fresh private redis-server until every article is on the stream; the one local host stands
   for the many sites of a real run, so its politeness limits are lifted in the feeds file.
 Method. Pages our extractor rejects are left out. The site notes, per article, the arrival of the feed request
-whose answer (200, not 304) first listed it: the poll that found it (answer time minus the latency LocalSite
-sleeps first). XADD time = stream entry id (ms since the epoch). Rate = N / (last XADD - first poll); "steady" =
+whose answer (200, not 304) first listed it: the poll that found it (answer time minus the latency the site
+waits first). XADD time = stream entry id (ms since the epoch). Rate = N / (last XADD - first poll); "steady" =
 80% of N between the 10th and 90th percentile XADD. Latency p50/p95 = XADD - poll, under load (the bulk) and
 under light load (`--light` articles added after the bulk, LIGHT_GAP s apart; feeds are polled every second).
 psutil samples the stack twice a second: peak RSS/PSS per process type, peak PSS of scheduler + worker +
@@ -37,7 +37,6 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +47,15 @@ import trafilatura
 import yaml
 
 from config import load_settings
-from demo.site import LocalSite, Route, rss
+from demo.newssite import NewsSite
 from tasks.stack import PrivateRedis, Stack, free_port
 from worker.charset import decode_html
 from worker.errors import IngestError
 from worker.extract import extract_article
 from worker.failures import failures_key
-from worker.urls import canonical_url
 
 SOURCES = ("article-extraction-benchmark/html", "vn-news/vi/articles")  # under --data, ../shared/data by default
+PEERS = ("newspaper4k", "news-please")  # --peers, in the order they run
 PROCS, LIGHT_GAP = os.cpu_count() or 1, 0.7  # ceiling processes; seconds between light-load articles
 PRESETS = {"quick": dict(feeds=4, articles=25, latency_ms="50", light=5, naive_seconds=4.0, timeout=40.0),
            "full": dict(feeds=12, articles=50, latency_ms="0,50,200", light=12, naive_seconds=15.0, timeout=180.0)}
@@ -104,66 +103,43 @@ def naive(feed_urls: list[str], budget: float) -> float:
     return done / (time.perf_counter() - t0)
 
 
-class NewsSite:
-    """Section feeds `/rss/sNN.rss` that can grow, and when the feed poll that first listed each article came."""
-
-    def __init__(self, latency: float, feeds: int) -> None:
-        self.local = LocalSite(latency).start()
-        self.items: dict[str, list[dict[str, Any]]] = {f"/rss/s{i:02d}.rss": [] for i in range(feeds)}
-        self.found, self.lock = dict[str, float](), threading.Lock()  # found: URL -> the poll that first listed it
-        for path in self.items:
-            self.local.routes[path] = Route(handler=functools.partial(self._feed, path))
-        self.feed_urls = [self.local.url(path) for path in self.items]
-
-    def add_article(self, feed: int, path: str, body: bytes) -> str:
-        url = self.local.add(path, body, "text/html")  # no charset: the pipeline sniffs, as the ceiling does
-        with self.lock:
-            self.items[f"/rss/s{feed:02d}.rss"].insert(0, {"link": url, "guid": url, "pubDate": datetime.now(UTC)})
-        return canonical_url(url)
-
-    def _feed(self, path: str, req: Any) -> None:
-        arrived = time.time() - self.local.latency
-        with self.lock:
-            items = list(self.items[path])
-        body = rss(path, self.local.url(path), items).encode()
-        headers = {"ETag": f'"{hash(body):x}"', "Content-Type": "application/rss+xml"}  # stable in this process
-        body = b"" if req.headers.get("If-None-Match") == headers["ETag"] else body
-        with self.lock:
-            for item in items if body else ():
-                self.found.setdefault(canonical_url(item["link"]), arrived)
-        req.send_response(200 if body else 304)
-        for name, value in {**headers, "Content-Length": str(len(body))}.items():
-            req.send_header(name, value)
-        req.end_headers()
-        req.wfile.write(body)
-
-
 class Sampler(threading.Thread):
-    """Twice a second: peak RSS/PSS (MB) per process type, peak PSS of the stack (Redis apart), CPU seconds."""
+    """Peak RSS/PSS (MB) per process type, peak PSS of the stack (Redis apart), CPU seconds. RSS and CPU are cheap
+    to read and read twice a second; PSS (the kernel walks every page table) and the worker's children (a scan of
+    /proc) cost milliseconds a process, on the cores the pipeline runs on, so they are read every PSS_EVERY
+    samples: memory plateaus within a second of start-up, so the peaks stand."""
+
+    PSS_EVERY = 4
 
     def __init__(self, pids: dict[str, int]) -> None:
         super().__init__(daemon=True)
         self.procs = {role: psutil.Process(pid) for role, pid in pids.items()}
         self.rss, self.pss, self.stack_pss, self.done = dict[str, float](), dict[str, float](), 0.0, threading.Event()
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (type, CPU seconds when last seen)
+        self.children: list[psutil.Process] = []
+        self.samples = 0
         self.start()
 
     def run(self) -> None:
         while not self.done.wait(0.5):
             self.sample()
 
-    def sample(self) -> dict[str, float]:
-        """Sample now; CPU seconds so far per process type (the dead at their last sample), and the machine's."""
-        procs, total = list(self.procs.items()), 0.0
-        with contextlib.suppress(psutil.Error):  # the worker's children: extraction (and a tiny resource tracker)
-            procs += [("extraction", c) for c in self.procs["worker"].children()]
+    def sample(self, full: bool = False) -> dict[str, float]:
+        """Sample now (PSS too if `full` or its turn); CPU seconds so far per type (the dead at their last sample),
+        and the machine's."""
+        full, total = full or self.samples % self.PSS_EVERY == 0, 0.0
+        self.samples += 1
+        if full:  # the worker's children: extraction (and a tiny resource tracker)
+            with contextlib.suppress(psutil.Error):
+                self.children = self.procs["worker"].children()
+        procs = [*self.procs.items(), *(("extraction", c) for c in self.children)]
         for role, proc in procs:
             try:
-                mem, cpu = proc.memory_full_info(), proc.cpu_times()
+                cpu, rss = proc.cpu_times(), proc.memory_info().rss / 2**20
+                pss = getattr(proc.memory_full_info(), "pss", rss * 2**20) / 2**20 if full else 0.0
             except psutil.Error:
                 continue
-            pss = getattr(mem, "pss", mem.rss) / 2**20
-            self.rss[role] = max(self.rss.get(role, 0.0), mem.rss / 2**20)
+            self.rss[role] = max(self.rss.get(role, 0.0), rss)
             self.pss[role] = max(self.pss.get(role, 0.0), pss)
             self.cpu[proc.pid] = (role, cpu.user + cpu.system)
             total += pss if role not in ("redis", "bench") else 0.0
@@ -207,15 +183,15 @@ def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spar
                            "redis": server.proc.pid if server.proc else 0, "bench": os.getpid()})
         try:
             ok = wait_for(lambda: bool(site.found), args.timeout)
-            cpu0, t0 = sampler.sample(), time.time()
+            cpu0, t0 = sampler.sample(full=True), time.time()
             spy = profile(stack.procs[1].pid, args.profile) if args.profile else None
             ok = ok and wait_for(lambda: on_stream() >= len(bulk), args.timeout)
-            cpu1, wall = sampler.sample(), time.time() - t0
+            cpu1, wall = sampler.sample(full=True), time.time() - t0
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
                 spy.wait(30)
             for k in range(args.light if ok else 0):
-                light.append(site.add_article(k % len(site.items), f"/light/{k:03d}.html", spare[k % len(spare)]))
+                light.append(site.add_article(k % len(site.feed_urls), f"/light/{k:03d}.html", spare[k % len(spare)]))
                 time.sleep(LIGHT_GAP)
             ok = ok and wait_for(lambda: on_stream() >= len(bulk) + len(light), 30)
         finally:
@@ -252,13 +228,13 @@ def run_once(latency_ms: int, pages: list[bytes], pool: Any, args: argparse.Name
     try:
         before = ceiling(pool, jobs)
         result = {"latency_ms": latency_ms, "naive": naive(site.feed_urls, args.naive_seconds)}
-        if args.peer is not None:  # before our stack starts, like the naive loop: the machine to itself
-            result["newspaper4k"] = args.peer(site.feed_urls)
+        for name, peer in args.peer_runs.items():  # before our stack starts, like the naive loop: the machine to itself
+            result[name] = peer(site.feed_urls)
         site.found.clear()  # the naive loop read the feeds too
         result |= run_pipeline(site, bulk, args, pages)
         after = ceiling(pool, jobs)  # the machine is shared: its pace drifts during a run
     finally:
-        site.local.stop()
+        site.stop()
     c = (before[0] + after[0]) / 2
     return result | {"ceiling": c, "ceilings": (before[0], after[0]), "ratio": result["pipeline"] / c,
                      "ceiling_cpu_ms": (before[1] + after[1]) / 2}
@@ -279,10 +255,11 @@ def report(r: dict[str, Any], n: int) -> None:
           f"  peak MB RSS/PSS: {mem}; stack PSS (Redis apart) {r['stack_pss']:.0f}\n"
           f"  CPU ms/article: {cpu}; ours {sum(cpu_ms.values()) - cpu_ms['others']:.1f}, "
           f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%", flush=True)
-    if (p := r.get("newspaper4k")) is not None:
-        print(f"  newspaper4k {p['rate']:6.1f}/s  {p['rate'] / c:.2f}  (fetch_news, {p['threads']} threads; "
-              f"{p['articles']}/{n} with text, {p['empty']} empty, {p['failed']} failed in {p['seconds']:.1f} s; "
-              f"peak RSS {p['peak_rss_mb']:.0f} MB)", flush=True)
+    for name in PEERS:
+        if (p := r.get(name)) is not None:
+            print(f"  {name:11s} {p['rate']:6.1f}/s  {p['rate'] / c:.2f}  ({p['threads']} threads; {p['articles']}/{n} with "
+                  f"text, {p['empty']} empty, {p['failed']} failed in {p['seconds']:.1f} s; peak RSS "
+                  f"{p['peak_rss_mb']:.0f} MB, process tree {p['tree_peak_rss_mb']:.0f} MB)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,18 +273,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, metavar="FILE",
                     help="py-spy profile of the worker's main process during the bulk (needs py-spy)")
     ap.add_argument("--peers", action="store_true",
-                    help="also run newspaper4k (fetch_news, 10 threads) on each site, from its own venv .venv-peers "
-                         "(made from PyPI on first use)")
+                    help="also run newspaper4k (fetch_news, 10 threads) and news-please (from_urls) on each site, each "
+                         "from its own venv (.venv-peers, .venv-peer-newsplease; made from PyPI on first use)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the stack")
     args = ap.parse_args(argv)
     for key, value in PRESETS["quick" if args.quick else "full"].items():
         setattr(args, key, value if getattr(args, key) is None else getattr(args, key))
-    args.peer = None  # newspaper4k, run on each site (bench/peers)
+    args.peer_runs = {}  # name -> run on a site's feed URLs (bench/peers)
     if args.peers:
         # bench/, this script's folder, is first on sys.path; not imported above, so tests can load this module
-        from peers.newspaper4k import ensure_venv, run_newspaper4k
+        from peers import newspaper4k, newsplease
 
-        args.peer = functools.partial(run_newspaper4k, ensure_venv(), threads=10)
+        args.peer_runs = {"newspaper4k": functools.partial(newspaper4k.run_newspaper4k, newspaper4k.ensure_venv(),
+                                                           threads=10),
+                          "news-please": functools.partial(newsplease.run_newsplease, newsplease.ensure_venv())}
     paths = [p for sub in SOURCES for p in sorted((args.data / sub).glob("*.htm*"))]
     if not (pages := [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]):
         sys.exit(f"no pages under {args.data}: see --data")
@@ -322,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 report(runs[latency][-1], args.feeds * args.articles)
     for rs in runs.values():
         med = {k: percentile([r[k] for r in rs], 50) for k in ("pipeline", "ceiling", "ratio", "naive", "light_p50")}
-        peer = (f" newspaper4k={percentile([r['newspaper4k']['rate'] for r in rs], 50):.1f}/s"
-                if "newspaper4k" in rs[0] else "")
+        peer = "".join(f" {name}={percentile([r[name]['rate'] for r in rs], 50):.1f}/s" for name in PEERS if name in rs[0])
         print(f"throughput: pipeline={med['pipeline']:.1f}/s ceiling={med['ceiling']:.1f}/s ratio={med['ratio']:.2f} "
               f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f}{peer}")
     return 0

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,23 +37,25 @@ def venv_python(path: Path) -> Path:
     return path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def installed(python: Path) -> bool:
-    """Whether `python` exists and has the newspaper4k version we measure."""
+def installed(python: Path, package: str = "newspaper4k", version: str = VERSION) -> bool:
+    """Whether `python` exists and has the version of `package` we measure (newspaper4k's by default)."""
     if not python.exists():
         return False
-    probe = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('newspaper4k'))"],
+    probe = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
                            capture_output=True, text=True)
-    return probe.returncode == 0 and probe.stdout.strip() == VERSION
+    return probe.returncode == 0 and probe.stdout.strip() == version
 
 
-def ensure_venv(path: Path = DEFAULT_VENV) -> Path:
-    """The python of a venv at `path` with newspaper4k, made (from PyPI) only if it is missing or another version."""
+def ensure_venv(path: Path = DEFAULT_VENV, *, package: str = "newspaper4k", version: str = VERSION,
+                requirements: tuple[str, ...] = REQUIREMENTS) -> Path:
+    """The python of a venv at `path` with `package` (newspaper4k by default), made (from PyPI, with
+    `requirements`) only if it is missing or has another version."""
     python = venv_python(path)
-    if installed(python):
+    if installed(python, package, version):
         return python
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements],
                    check=True)
     return python
 
@@ -82,23 +85,21 @@ class TreeSampler(threading.Thread):
         return self.peak_mb
 
 
-def parse_result(stdout: str) -> dict[str, Any]:
-    """The peer's result: the JSON object on the last non-empty line of its output."""
+def parse_result(stdout: str, name: str = "newspaper4k") -> dict[str, Any]:
+    """The result of peer `name`: the JSON object on the last non-empty line of its output."""
     lines = [line for line in stdout.splitlines() if line.strip()]
     try:
         result = json.loads(lines[-1]) if lines else None
     except json.JSONDecodeError as exc:
-        raise PeerError(f"newspaper4k: last line is not JSON: {lines[-1][:200]!r}") from exc
+        raise PeerError(f"{name}: last line is not JSON: {lines[-1][:200]!r}") from exc
     if not isinstance(result, dict) or any(k not in result for k in RESULT_KEYS):
-        raise PeerError(f"newspaper4k: no result with {', '.join(RESULT_KEYS)} in its output: {stdout[-200:]!r}")
+        raise PeerError(f"{name}: no result with {', '.join(RESULT_KEYS)} in its output: {stdout[-200:]!r}")
     return result
 
 
-def run_newspaper4k(python: Path, feed_urls: list[str], threads: int = 10, timeout: float = 600,
-                    script: Path = SCRIPT) -> dict[str, Any]:
-    """Run the peer on `feed_urls` with `python` (see `ensure_venv`): its JSON result, plus `tree_peak_rss_mb`, the
-    peak RSS of its process tree sampled with psutil (`peak_rss_mb`, its own ru_maxrss, is exact for itself)."""
-    cmd = [str(python), str(script), "--threads", str(threads), *feed_urls]
+def run_script(name: str, cmd: list[str], timeout: float) -> dict[str, Any]:
+    """Run peer `name`'s command `cmd`: its JSON result, plus `tree_peak_rss_mb`, the peak RSS of its process tree
+    sampled with psutil (`peak_rss_mb`, its own ru_maxrss, is exact for itself)."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         sampler = TreeSampler(proc.pid)
         try:
@@ -106,18 +107,26 @@ def run_newspaper4k(python: Path, feed_urls: list[str], threads: int = 10, timeo
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            raise PeerError(f"newspaper4k: no result after {timeout:g} s") from None
+            raise PeerError(f"{name}: no result after {timeout:g} s") from None
         finally:
             peak = sampler.stop()
     if proc.returncode != 0:
-        raise PeerError(f"newspaper4k exited with {proc.returncode}: {err.strip()[-1000:]}")
-    return parse_result(out) | {"tree_peak_rss_mb": peak}
+        raise PeerError(f"{name} exited with {proc.returncode}: {err.strip()[-1000:]}")
+    return parse_result(out, name) | {"tree_peak_rss_mb": peak}
 
 
-def summary(r: dict[str, Any], latency_ms: int, served: int) -> str:
-    return (f"newspaper4k {r.get('version', VERSION)} fetch_news, {r.get('threads', '?')} threads, latency "
-            f"{latency_ms} ms: {r['rate']:.1f}/s ({r['articles']}/{served} parsed with text, {r.get('empty', 0)} "
-            f"empty, {r['failed']} failed in {r['seconds']:.1f} s; feeds {r.get('feed_seconds', 0):.1f} s); "
+def run_newspaper4k(python: Path, feed_urls: list[str], threads: int = 10, timeout: float = 600,
+                    script: Path = SCRIPT) -> dict[str, Any]:
+    """Run the peer on `feed_urls` with `python` (see `ensure_venv`): its JSON result and tree peak (`run_script`)."""
+    return run_script("newspaper4k", [str(python), str(script), "--threads", str(threads), *feed_urls], timeout)
+
+
+def summary(r: dict[str, Any], latency_ms: int, served: int, how: str = "") -> str:
+    """One line on a run; `how` names the peer and its way of fetching (newspaper4k's fetch_news by default)."""
+    how = how or f"newspaper4k {r.get('version', VERSION)} fetch_news, {r.get('threads', '?')} threads"
+    return (f"{how}, latency {latency_ms} ms: {r['rate']:.1f}/s ({r['articles']}/{served} parsed with text, "
+            f"{r.get('empty', 0)} empty, {r['failed']} failed in {r['seconds']:.1f} s; "
+            f"feeds {r.get('feed_seconds', 0):.1f} s); "
             f"peak RSS {r['peak_rss_mb']:.0f} MB (tree {r['tree_peak_rss_mb']:.0f} MB)"
             + (f"; errors {r['errors']}" if r.get("errors") else "")
             + (f"; BLOCKED non-loopback {r['blocked']}" if r.get("blocked") else ""))
@@ -133,16 +142,22 @@ def load_throughput() -> ModuleType:
     return module
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="newspaper4k on the throughput benchmark's local site")
+def site_parser(peer: str, venv: Path) -> argparse.ArgumentParser:
+    """The options of a peer's check on a local site (`check_on_local_site`)."""
+    ap = argparse.ArgumentParser(description=f"{peer} on the throughput benchmark's local site")
     ap.add_argument("--feeds", type=int, default=4)
     ap.add_argument("--articles", type=int, default=25, help="per feed")
     ap.add_argument("--latency-ms", default="50", help="comma-separated, one site and run each")
     ap.add_argument("--threads", type=int, default=10)
-    ap.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    ap.add_argument("--venv", type=Path, default=venv)
     ap.add_argument("--data", type=Path, default=BENCH.parents[1] / "shared" / "data")
-    args = ap.parse_args(argv)
-    bench, python = load_throughput(), ensure_venv(args.venv)
+    return ap
+
+
+def check_on_local_site(args: argparse.Namespace, run: Callable[[list[str]], dict[str, Any]],
+                        describe: Callable[[dict[str, Any], int, int], str] = summary) -> int:
+    """`run` (feed URLs -> result) on a local site per latency of `args` (`site_parser`); prints `describe`'s lines."""
+    bench = load_throughput()
     paths = [p for sub in bench.SOURCES for p in sorted((args.data / sub).glob("*.htm*"))]
     pages = [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]
     with multiprocessing.get_context("fork").Pool() as pool:  # fork: the children inherit bench_throughput
@@ -156,11 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for i in range(served):  # as bench/throughput.py's run_once: pages reused, each under a new URL
                 site.add_article(i // args.articles, f"/s{i // args.articles:02d}/a{i:04d}.html", usable[i % len(usable)])
-            result = run_newspaper4k(python, site.feed_urls, args.threads)
+            result = run(site.feed_urls)
         finally:
-            site.local.stop()
-        print(summary(result, latency, served), flush=True)
+            site.stop()
+        print(describe(result, latency, served), flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = site_parser("newspaper4k", DEFAULT_VENV).parse_args(argv)
+    python = ensure_venv(args.venv)
+    return check_on_local_site(args, lambda feeds: run_newspaper4k(python, feeds, args.threads))
 
 
 if __name__ == "__main__":
