@@ -1,17 +1,11 @@
 """Per-process clients and settings the tasks use: Redis, the HTTP client, the feed registry, and the
-local pool of extraction processes (trafilatura is CPU-bound and not thread-safe, so it runs in processes
-while fetch tasks run on threads; pages never travel through the broker). An extraction that overruns
-`extract_timeout` has its pool's processes killed (a pool cannot cancel one running task) and a new pool made.
+local extraction processes (`tasks.extractors`; pages never travel through the broker).
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlsplit
@@ -21,8 +15,8 @@ import redis
 from protego import Protego
 
 from config import Settings, Sources, load_sources
+from tasks.extractors import ExtractorPool
 from worker.article import Origin
-from worker.errors import PermanentError, TemporaryError
 from worker.fetch import FetchLimits, make_client
 from worker.models import Extracted
 from worker.politeness import HostPolicy
@@ -40,15 +34,9 @@ ROBOTS_IN_MEMORY = 10_000  # sites; the cache starts afresh past this
 @dataclass
 class Runtime:
     settings: Settings
-    _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
+    _pool: ExtractorPool | None = field(default=None, repr=False)
     _robots: dict[str, tuple[float, Protego]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _slots: threading.Semaphore = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        # One page per extraction process at a time: a page waits here for a free process, so its deadline
-        # (`extract_timeout`) measures its own extraction, not the time spent behind other pages.
-        self._slots = threading.Semaphore(max(1, self.settings.extract_processes))
 
     @cached_property
     def sources(self) -> Sources:
@@ -111,69 +99,36 @@ class Runtime:
         )
 
     def extract(self, body: bytes, content_type: str | None, url: str) -> Extracted:
-        """Decode and extract a fetched page in the process pool (inline when `extract_processes` is 0, and then
-        without a deadline: a thread cannot be stopped).
-
-        Past `extract_timeout` seconds of its own (waiting for a free process does not count):
-        `PermanentError("extract_timeout")`, and the pool's processes are killed,
-        so the extractions in flight beside this one fail as `extractor_crashed` (retried) and the next call starts
-        a new pool. worker.extract is imported here, not at the top: this process only hands pages over, and
-        keeping trafilatura, lxml and numpy out of it saves tens of MB per worker and scheduler."""
+        """Decode and extract a fetched page in an extraction process (inline when `extract_processes` is 0, and
+        then without a deadline: a thread cannot be stopped). Past `extract_timeout` seconds of its own:
+        `PermanentError("extract_timeout")`; a process that dies under it: `TemporaryError("extractor_crashed")`.
+        worker.extract is imported here, not at the top, so the scheduler never loads trafilatura."""
         from worker.extract import extract_page
 
         found = self.sources.site_for(urlsplit(url).hostname or "")
         drop = found[1].drop if found else ()
         if self.settings.extract_processes == 0:
             return extract_page(body, content_type, url, drop)
-        timeout = self.settings.extract_timeout
-        with self._slots:
-            pool = self._get_pool()
-            try:
-                return pool.submit(extract_page, body, content_type, url, drop).result(timeout=timeout)
-            except TimeoutError:
-                self._discard_pool(pool, kill=True)
-                raise PermanentError("extract_timeout", f"no result after {timeout:g} s") from None
-            except BrokenProcessPool:
-                self._discard_pool(pool)
-                raise TemporaryError("extractor_crashed", "an extraction process died") from None
+        return self._extractors().run(extract_page, body, content_type, url, drop)
 
-    def _discard_pool(self, pool: ProcessPoolExecutor, kill: bool = False) -> None:
-        """Forget a broken or stuck pool; the next extraction makes a new one. `kill`: end its processes first."""
-        with self._lock:
-            if self._pool is pool:
-                self._pool = None
-        if not kill:
-            return
-        # No public way to stop one task (`kill_workers` comes in Python 3.14): kill every process of the pool.
-        # Its manager thread then fails the other futures with BrokenProcessPool and reaps the processes.
-        for process in list((pool._processes or {}).values()):
-            with contextlib.suppress(OSError, ValueError):  # already gone, or already closed
-                process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-
-    def _get_pool(self) -> ProcessPoolExecutor:
+    def _extractors(self) -> ExtractorPool:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.settings.extract_processes,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    max_tasks_per_child=EXTRACTIONS_PER_PROCESS,
-                )
+                from worker.extract import warm
+
+                s = self.settings
+                self._pool = ExtractorPool(s.extract_processes, s.extract_timeout, EXTRACTIONS_PER_PROCESS,
+                                           initializer=warm)
             return self._pool
 
     def warm_up(self) -> None:
-        """Start the extraction processes now and import the extraction stack in each, so the first pages
-        do not wait for the pool's start-up."""
-        if self.settings.extract_processes == 0:
-            return
-        from worker.extract import warm
-
-        pool = self._get_pool()
-        for future in [pool.submit(warm) for _ in range(self.settings.extract_processes)]:
-            future.result()
+        """Start the extraction processes now and load the extraction stack in each, so the first pages do not
+        wait for their start-up."""
+        if self.settings.extract_processes > 0:
+            self._extractors().warm_up()
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=False)
-                self._pool = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

@@ -1,0 +1,228 @@
+"""The worker's extraction processes, each fed through its own pipe by the thread that fetched the page.
+
+trafilatura is CPU-bound and not thread-safe, so pages are extracted in processes while fetches run on the
+worker's threads. `concurrent.futures.ProcessPoolExecutor` did this before, at a price measured in the throughput
+benchmark: a page crossed two extra threads of the worker (the executor's manager and its queue feeder) each way,
+every crossing a wake-up and a wait for the GIL among dozens of fetching threads; and a process sat idle from its
+answer until the next page reached it. Here the thread that needs a page extracted writes it straight into a
+process's pipe and reads the answer from it; each process has a line of `depth` pages (one running, the next
+already in its pipe), so it never waits for the worker's threads.
+
+Deadlines and failures: a page has `timeout` seconds from when it reaches the head of its process's line (waiting
+behind another page does not count). Past that, the process is killed (a running extraction cannot be stopped
+otherwise) and the page fails as `PermanentError("extract_timeout")`; a process that dies under a page fails it as
+`TemporaryError("extractor_crashed")` (retried). The pages behind it in that line never began: they go to another
+process. A process is replaced after `max_tasks` pages (bounding its memory) or when it died; a new one runs
+`initializer` (the warm-up) before its first page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from worker.errors import PermanentError, TemporaryError
+
+JOIN_SECONDS = 5.0  # for a retired process to exit after its pipe is closed, before it is killed
+
+
+def _serve(conn: Connection, initializer: Callable[[], object] | None) -> None:
+    """An extraction process: run `(fn, args)` jobs from the pipe, answer `(True, result)` or `(False, error)`,
+    until the pipe closes."""
+    if initializer is not None:
+        initializer()
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[bool, Any] = (True, fn(*args))
+        except Exception as exc:
+            answer = (False, exc)
+        try:
+            conn.send(answer)
+        except Exception as exc:  # an answer that cannot be pickled
+            conn.send((False, RuntimeError(f"unpicklable answer: {type(exc).__name__}: {exc}"[:300])))
+
+
+class _Ticket:
+    """One page in a process's line. `turn` is set when it reaches the head (`since`: when) or when the process
+    is gone before it began (`resend`)."""
+
+    __slots__ = ("resend", "since", "turn")
+
+    def __init__(self) -> None:
+        self.turn, self.since, self.resend = threading.Event(), 0.0, False
+
+    def head(self) -> None:
+        self.since = time.monotonic()
+        self.turn.set()
+
+
+class _Extractor:
+    """One process, its pipe and its line of tickets (the head's page is running; the others wait in the pipe)."""
+
+    def __init__(self, ctx: Any, initializer: Callable[[], object] | None) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, initializer), daemon=True, name="extraction")
+        self.process.start()
+        child.close()
+        self.line: deque[_Ticket] = deque()
+        self.sent = 0
+        self.open = True  # takes new pages; False once it is retiring, killed or dead
+        self.lock = threading.Lock()  # the line
+        self.send_lock = threading.Lock()  # a page joins the line and enters the pipe in one order
+
+    def stop(self, kill: bool = False) -> None:
+        """End the process: kill it, or close its pipe and let it finish (killed if it has not after a while)."""
+        self.open = False
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        if not kill:
+            self.process.join(JOIN_SECONDS)
+        if self.process.is_alive():
+            with contextlib.suppress(OSError, ValueError):
+                self.process.kill()
+            self.process.join(JOIN_SECONDS)
+
+
+class ExtractorPool:
+    """`processes` extraction processes (started on first use); `run(fn, *args)` runs `fn` in one of them."""
+
+    def __init__(self, processes: int, timeout: float, max_tasks: int, *, depth: int = 2,
+                 initializer: Callable[[], object] | None = None) -> None:
+        self.processes, self.timeout, self.max_tasks, self.depth = processes, timeout, max_tasks, depth
+        self.initializer = initializer
+        self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded worker
+        self._slots: list[_Extractor | None] = [None] * processes
+        self._room = threading.Condition()
+        self._closed = False
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        while True:
+            extractor, ticket = self._enter(fn, args)
+            try:
+                return self._answer(extractor, ticket)
+            except _Resend:
+                continue
+
+    def warm_up(self) -> None:
+        """Start every process and wait until each has run the initializer."""
+        with self._room:
+            extractors = [e for e in map(self._slot, range(self.processes)) if e.open]
+        for extractor in extractors:
+            self._answer(extractor, self._send(extractor, int, ()))
+
+    def pids(self) -> list[int]:
+        return [e.process.pid for e in self._slots if e is not None and e.process.pid is not None]
+
+    def close(self) -> None:
+        """Take no new page, let the lines empty (each page has its deadline), then end the processes."""
+        with self._room:
+            self._closed = True
+            self._room.notify_all()
+            deadline = time.monotonic() + self.timeout * self.depth
+            while any(e is not None and e.line for e in self._slots) and time.monotonic() < deadline:
+                self._room.wait(deadline - time.monotonic())
+            extractors, self._slots = [e for e in self._slots if e is not None], [None] * self.processes
+        for extractor in extractors:
+            extractor.stop(kill=bool(extractor.line))
+
+    # --- inside -----------------------------------------------------------------------------------------------
+
+    def _slot(self, i: int) -> _Extractor:
+        """The process in slot `i`, started if there is none (call with `_room` held)."""
+        extractor = self._slots[i]
+        if extractor is None:
+            extractor = self._slots[i] = _Extractor(self._ctx, self.initializer)
+        return extractor
+
+    def _enter(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[_Extractor, _Ticket]:
+        """Put the page in the shortest line with room (waiting for room), and in that process's pipe."""
+        ticket = _Ticket()
+        with self._room:
+            while True:
+                if self._closed:
+                    raise TemporaryError("extractor_crashed", "the extraction pool is closed")
+                lines = [e for e in map(self._slot, range(self.processes))
+                         if e.open and len(e.line) < self.depth and e.sent < self.max_tasks]
+                if lines:
+                    best = min(lines, key=lambda e: len(e.line))
+                    with best.lock:  # counted in its line now, so no other thread overfills it
+                        if best.open:  # not broken meanwhile by a thread that holds only its lock
+                            best.line.append(ticket)
+                            best.sent += 1
+                            break
+                    continue
+                self._room.wait()
+        return best, self._send(best, fn, args, ticket)
+
+    def _send(self, extractor: _Extractor, fn: Callable[..., Any], args: tuple[Any, ...],
+              ticket: _Ticket | None = None) -> _Ticket:
+        if ticket is None:  # warm_up's probe: joins the line here
+            ticket = _Ticket()
+            with extractor.lock:
+                extractor.line.append(ticket)
+        with extractor.send_lock:
+            with extractor.lock:
+                if extractor.line and extractor.line[0] is ticket:
+                    ticket.head()
+            try:
+                extractor.conn.send((fn, args))
+            except (OSError, ValueError, TypeError):  # the process is gone, or its pipe was closed mid-send (the
+                pass  # handle becomes None): the head's thread finds out and this ticket is sent elsewhere
+        return ticket
+
+    def _answer(self, extractor: _Extractor, ticket: _Ticket) -> Any:
+        """Wait for the ticket's turn and its answer; then hand the head to the next ticket."""
+        if not ticket.turn.wait(self.timeout * (self.depth + 1)) or ticket.resend:
+            self._leave(extractor, ticket, broken=not ticket.turn.is_set())
+            raise _Resend
+        try:
+            if not extractor.conn.poll(max(0.0, ticket.since + self.timeout - time.monotonic())):
+                self._leave(extractor, ticket, broken=True, kill=True)
+                raise PermanentError("extract_timeout", f"no result after {self.timeout:g} s")
+            ok, value = extractor.conn.recv()
+        except (EOFError, OSError):
+            self._leave(extractor, ticket, broken=True)
+            raise TemporaryError("extractor_crashed", "an extraction process died") from None
+        self._leave(extractor, ticket)
+        if not ok:
+            raise value
+        return value
+
+    def _leave(self, extractor: _Extractor, ticket: _Ticket, broken: bool = False, kill: bool = False) -> None:
+        """Take the ticket off the line. A broken process is killed and replaced, and the tickets behind are sent
+        elsewhere; a process that has had its pages retires when its line is empty."""
+        with extractor.lock:
+            with contextlib.suppress(ValueError):
+                extractor.line.remove(ticket)
+            behind = list(extractor.line)
+            if broken:
+                extractor.open, extractor.line = False, deque()
+                for other in behind:
+                    other.resend = True
+                    other.turn.set()
+            elif behind and not behind[0].turn.is_set():
+                behind[0].head()
+            done = not extractor.line and (broken or extractor.sent >= self.max_tasks)
+        if done:
+            with self._room:
+                self._slots = [None if e is extractor else e for e in self._slots]
+            extractor.stop(kill=kill or broken)
+        with self._room:  # room in one line; or a whole new process's, or close() waiting
+            if done or self._closed:
+                self._room.notify_all()
+            else:
+                self._room.notify()
+
+
+class _Resend(Exception):
+    """The ticket's process went away before its page began: enter another line."""

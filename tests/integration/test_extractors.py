@@ -1,0 +1,96 @@
+"""The worker's extraction processes (tasks/extractors.py) with small stand-in jobs: answers and errors travel back,
+processes are recycled, lines hold `depth` pages, and close() lets the pages in flight finish. (The deadline and a
+crashing page, with real pages: tests/integration/test_hostile_input.py.)"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from tasks.extractors import ExtractorPool
+from worker.errors import PermanentError, TemporaryError
+
+WARMED = "EXTRACTORS_TEST_WARMED"
+
+
+def warm() -> None:
+    os.environ[WARMED] = str(os.getpid())
+
+
+def job(seconds: float = 0.0, fail: str | None = None) -> tuple[int, str | None]:
+    """Runs in an extraction process: sleeps, then raises a PermanentError(fail) or answers (pid, warmed pid)."""
+    time.sleep(seconds)
+    if fail:
+        raise PermanentError(fail, "from the child")
+    return os.getpid(), os.environ.get(WARMED)
+
+
+@pytest.fixture
+def pools() -> Iterator[list[ExtractorPool]]:
+    made: list[ExtractorPool] = []
+    yield made
+    for pool in made:
+        pool.close()
+
+
+def make(pools: list[ExtractorPool], processes: int = 1, max_tasks: int = 100, timeout: float = 30.0) -> ExtractorPool:
+    pool = ExtractorPool(processes, timeout, max_tasks, initializer=warm)
+    pools.append(pool)
+    return pool
+
+
+def test_answers_come_back_from_a_warmed_process_and_errors_keep_their_type(pools: list[ExtractorPool]) -> None:
+    pool = make(pools)
+    pool.warm_up()
+    pid, warmed = pool.run(job)
+    assert pid != os.getpid() and warmed == str(pid) and pool.pids() == [pid]
+    with pytest.raises(PermanentError) as err:
+        pool.run(job, 0.0, "not_an_article")
+    assert err.value.reason == "not_an_article"
+    assert pool.run(job)[0] == pid  # an error in a job does not end its process
+
+
+def test_a_process_is_replaced_after_max_tasks_and_the_old_one_exits(pools: list[ExtractorPool]) -> None:
+    pool = make(pools, max_tasks=2)
+    pids = [pool.run(job)[0] for _ in range(5)]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    assert not psutil.pid_exists(pids[0])  # retired: its pipe closed, it exited and was reaped
+    assert all(warmed == str(pid) for pid, warmed in [pool.run(job)])  # new processes are warmed too
+
+
+def test_each_process_holds_depth_pages_and_every_page_is_answered(pools: list[ExtractorPool]) -> None:
+    pool = make(pools, processes=2)
+    pool.warm_up()
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda: answers.append(pool.run(job, 0.3)[0])) for _ in range(10)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(0.15)
+    lines = [len(e.line) for e in pool._slots if e is not None]  # noqa: SLF001 - the lines are the point here
+    for t in threads:
+        t.join(30)
+    assert lines == [2, 2]  # one running and one waiting in each pipe; the other six wait for room
+    assert len(answers) == 10 and set(answers) == set(pool.pids())
+    assert time.monotonic() - started >= 1.5  # 5 pages of 0.3 s per process, one after the other
+
+
+def test_close_lets_the_pages_in_flight_finish_then_ends_the_processes(pools: list[ExtractorPool]) -> None:
+    pool = make(pools)
+    pool.warm_up()
+    pid = pool.pids()[0]
+    answer: list[object] = []
+    running = threading.Thread(target=lambda: answer.append(pool.run(job, 1.0)))
+    running.start()
+    time.sleep(0.3)
+    pool.close()
+    running.join(10)
+    assert answer and answer[0][0] == pid  # type: ignore[index]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(TemporaryError):
+        pool.run(job)
