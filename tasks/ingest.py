@@ -23,7 +23,7 @@ from worker.errors import IngestError, TemporaryError
 from worker.failures import record_failure
 from worker.fetch import fetch_page
 from worker.models import Article, FeedEntry, Response
-from worker.neardup import find_and_remember, simhash
+from worker.neardup import find_and_remember
 from worker.politeness import HostBusy, release_lease, wait_for_turn
 from worker.robots import check_robots
 from worker.stream import publish_article, published_key
@@ -120,7 +120,7 @@ def ingest_one(url: str, feed_url: str | None, section: str | None, hints: dict[
         stage = "build"
         entry = FeedEntry.from_json(hints) if hints else None
         article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title), entry)
-        article = mark_near_duplicate(rt, article)
+        article = mark_near_duplicate(rt, article, extracted.simhash)
         stage = "publish"
         published = publish_article(rt.redis, s.stream, s.key_prefix, article,
                                     retention=rt.retention, marker_ttl=s.seen_ttl_seconds * 2)
@@ -171,9 +171,9 @@ def polite_fetch(rt: Runtime, url: str, slot_at: float | None, unless: str | Non
         release_lease(rt.redis, s.key_prefix, host, token)
 
 
-def mark_near_duplicate(rt: Runtime, article: Article) -> Article:
-    """Set `duplicate_of` when an earlier article has nearly the same text, and remember this one's text."""
-    h = simhash(article.text)
+def mark_near_duplicate(rt: Runtime, article: Article, h: int | None) -> Article:
+    """Set `duplicate_of` when an earlier article has nearly the same text (SimHash `h`, None for a text too short
+    to judge), and remember this one's."""
     if h is None:
         return article
     earlier = find_and_remember(rt.redis, rt.settings.key_prefix, article.id, h, rt.settings.seen_ttl_seconds)

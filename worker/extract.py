@@ -12,6 +12,7 @@ import re
 import string
 import unicodedata
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 
 import htmldate
@@ -28,6 +29,7 @@ from worker.charset import decode_html
 from worker.content import find_content
 from worker.errors import NotAnArticle
 from worker.models import Extracted, Image
+from worker.neardup import simhash
 
 EXTRACTOR_NAME = "trafilatura"
 EXTRACTOR_VERSION = trafilatura.__version__  # worker.article reads the same from package metadata
@@ -216,9 +218,11 @@ def extract_article(html: str, url: str | None = None, drop: tuple[str, ...] = (
 
 
 def extract_page(body: bytes, content_type: str | None, url: str, drop: tuple[str, ...] = ()) -> Extracted:
-    """Decode fetched bytes and extract them: what an extraction process runs, so the page crosses the process
-    boundary once, as bytes, and the decoding cost stays off the fetching threads."""
-    return extract_article(decode_html(body, content_type), url, drop)
+    """Decode fetched bytes, extract them, and fingerprint the text for near-duplicates: what an extraction process
+    runs, so the page crosses the process boundary once, as bytes, and this CPU stays off the fetching threads
+    (the worker's main process, where it would wait for the GIL among them)."""
+    extracted = extract_article(decode_html(body, content_type), url, drop)
+    return replace(extracted, simhash=simhash(extracted.text))
 
 
 _WARM_UP_PAGE = (

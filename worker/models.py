@@ -97,6 +97,7 @@ class Extracted:
     tags: tuple[str, ...] = ()
     canonical_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    simhash: int | None = None  # of the text (worker.neardup), set by `extract_page`; None: too short to judge
 
 
 class SiteV1(BaseModel):

@@ -13,7 +13,7 @@ import xxhash
 from config import SourcesError
 from config.sources import parse_sources
 from worker.article import Origin, build_article
-from worker.extract import extract_article
+from worker.extract import extract_article, extract_page
 from worker.models import Extracted, FeedEntry
 from worker.neardup import MAX_DISTANCE, simhash
 
@@ -71,3 +71,9 @@ def test_per_site_drop_selectors() -> None:
     assert sources.sites["x.vn"].drop == ("div.promo", "#related > ul")
     with pytest.raises(SourcesError, match="CSS selector"):
         parse_sources({"sites": {"x.vn": {"drop": ["div[["]}}})
+
+
+def test_extract_page_fingerprints_the_text_it_extracted() -> None:
+    body = (Path(__file__).parents[1] / "data" / "site" / "pages" / "vnexpress_2025-10-22_fundus.html").read_bytes()
+    got = extract_page(body, "text/html; charset=utf-8", "https://vnexpress.net/a.html")
+    assert got.simhash is not None and got.simhash == simhash(got.text)
