@@ -13,7 +13,8 @@ Method. Pages our extractor rejects are left out. The site notes, per article, t
 whose answer (200, not 304) first listed it: the poll that found it (answer time minus the latency the site
 waits first). XADD time = stream entry id (ms since the epoch). Rate = N / (last XADD - first poll); "steady" =
 80% of N between the 10th and 90th percentile XADD. Latency p50/p95 = XADD - poll, under load (the bulk) and
-under light load (`--light` articles added after the bulk, LIGHT_GAP s apart; feeds are polled every second).
+under light load (`--light` articles added after the bulk, LIGHT_GAP s apart). Feeds are polled every `--poll-seconds`
+(5; in production every 60 s or more, adaptive): every second, the polls were as many Celery messages as the bulk's.
 psutil samples the stack twice a second: peak RSS/PSS per process type, peak PSS of scheduler + worker +
 extraction (Redis apart), CPU ms per article (first poll to last XADD) per type and for the rest of the machine
 ("others": it is shared, so read figures as ratios to the same run's ceiling). Last line(s), medians over
@@ -162,7 +163,8 @@ def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spar
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         d, light = Path(tmp), list[str]()
         (d / "feeds.yaml").write_text(yaml.safe_dump({
-            "feeds": [{"url": u, "interval": 1, "min_interval": 1, "max_interval": 1} for u in site.feed_urls],
+            "feeds": [{"url": u, "interval": args.poll_seconds, "min_interval": args.poll_seconds,
+                       "max_interval": args.poll_seconds} for u in site.feed_urls],
             "sites": {"127.0.0.1": {"name": "Bench", "rate_limit": 10_000, "max_concurrency": 1000}}}))
         server = PrivateRedis(d / "redis", free_port()).start()
         env = {**os.environ, "REDIS_URL": server.url, "INGEST_FEEDS_FILE": str(d / "feeds.yaml"),
@@ -275,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", action="store_true",
                     help="also run newspaper4k (fetch_news, 10 threads) and news-please (from_urls) on each site, each "
                          "from its own venv (.venv-peers, .venv-peer-newsplease; made from PyPI on first use)")
+    ap.add_argument("--poll-seconds", type=int, default=5, help="each feed's poll interval (default 5)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the stack")
     args = ap.parse_args(argv)
     for key, value in PRESETS["quick" if args.quick else "full"].items():
