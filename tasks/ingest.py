@@ -1,4 +1,4 @@
-"""The article tasks: fetch the page, extract it (in the local process pool), build, publish once; one article
+"""The article tasks: fetch the page, extract it (in a local extraction process), build, publish once; one article
 per message, or the new entries of a feed poll in one message."""
 
 from __future__ import annotations
