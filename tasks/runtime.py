@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlsplit
 
-import httpx
 import redis
+import urllib3
 from protego import Protego
 
 from config import Settings, Sources, load_sources
@@ -50,7 +50,7 @@ class Runtime:
         )
 
     @cached_property
-    def http(self) -> httpx.Client:
+    def http(self) -> urllib3.PoolManager:
         s = self.settings
         return make_client(s.user_agent, s.connect_timeout, s.read_timeout, pool_size=s.fetch_concurrency * 2)
 

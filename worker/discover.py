@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-import httpx
+import urllib3
 from lxml import etree
 from lxml import html as lxml_html
 
@@ -48,7 +48,7 @@ def feed_links(html: str, base_url: str) -> list[str]:
     return found
 
 
-def discover_feeds(client: httpx.Client, site_url: str, limits: FetchLimits) -> list[FoundFeed]:
+def discover_feeds(client: urllib3.PoolManager, site_url: str, limits: FetchLimits) -> list[FoundFeed]:
     """Feeds of a site that really parse, announced ones first, then common paths."""
     candidates: list[str] = []
     try:

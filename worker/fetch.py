@@ -1,4 +1,4 @@
-"""HTTP fetching within limits: the only module that knows the HTTP library (httpx).
+"""HTTP fetching within limits: the only module that knows the HTTP library (urllib3).
 
 Redirects are followed by hand so every hop passes the address guard; the address actually connected to is
 checked too (DNS rebinding). Bodies are read raw while streaming and decompressed here, never more than the
@@ -8,21 +8,38 @@ size cap (a compression bomb stops at the cap, without inflating a whole chunk f
 from __future__ import annotations
 
 import email.utils
+import http.client
+import ssl
 import time
 import zlib
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urljoin
 
-import httpx
+import certifi
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    HeaderParsingError,
+    HTTPError,
+    InvalidHeader,
+    LocationValueError,
+    NewConnectionError,
+    ProtocolError,
+)
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import parse_url
+from urllib3.util.response import assert_header_parsing
 
-from worker.errors import PermanentError, TemporaryError
+from worker.errors import IngestError, PermanentError, TemporaryError
 from worker.models import Response
 from worker.netguard import check_address, check_url
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+READ_SIZE = 64 * 1024  # at most one socket read per call: a trickling body still meets the deadline check
+KEEPALIVE_EXPIRY = 5.0  # as httpx: a NAT may forget a quiet connection without telling either end
 
 
 @dataclass(frozen=True)
@@ -34,16 +51,63 @@ class FetchLimits:
     allow_hosts: frozenset[str] = frozenset()  # trusted even on private addresses
 
 
-def make_client(user_agent: str, connect_timeout: float, read_timeout: float, pool_size: int = 64) -> httpx.Client:
-    """A thread-safe client: no cookies kept (nothing leaks across hosts), TLS always verified."""
-    return httpx.Client(
-        headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-        follow_redirects=False,
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-        verify=True,
+class _StrictResponse(http.client.HTTPResponse):
+    """Refuses a head that http.client only half parsed (a line that is not a header ends the headers there,
+    and the body's framing with them)."""
+
+    def begin(self) -> None:
+        super().begin()
+        assert_header_parsing(self.msg)
+
+
+class _PeerConnection(HTTPConnection):
+    """Remembers the address it connected to (http.client lets go of the socket of a response that closes the
+    connection, before we could ask it), and is not reused once idle for `KEEPALIVE_EXPIRY` seconds."""
+
+    response_class = _StrictResponse
+    peer = ""
+    used_at = 0.0
+
+    def connect(self) -> None:
+        super().connect()
+        self.peer = str(self.sock.getpeername()[0])
+
+    def getresponse(self) -> urllib3.HTTPResponse:
+        self.used_at = time.monotonic()
+        return super().getresponse()
+
+    @property
+    def is_connected(self) -> bool:  # asked by the pool before it reuses the connection
+        return time.monotonic() - self.used_at < KEEPALIVE_EXPIRY and super().is_connected
+
+
+class _PeerTLSConnection(_PeerConnection, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _PeerConnection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _PeerTLSConnection
+
+
+def make_client(user_agent: str, connect_timeout: float, read_timeout: float,
+                pool_size: int = 64) -> urllib3.PoolManager:
+    """A thread-safe client: kept-alive connections to up to `pool_size` hosts, `pool_size` each; no cookies
+    kept (nothing leaks across hosts), no proxy read from the environment, TLS always verified (certifi)."""
+    client = urllib3.PoolManager(
+        num_pools=pool_size,
+        maxsize=pool_size,
+        headers={"User-Agent": user_agent, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"},
+        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        retries=False,
+        cert_reqs="CERT_REQUIRED",
+        ssl_context=ssl.create_default_context(cafile=certifi.where()),  # loaded once, not per connection
     )
+    client.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+    return client
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -64,7 +128,7 @@ def _is_html(content_type: str) -> bool:
 
 
 def fetch(
-    client: httpx.Client,
+    client: urllib3.PoolManager,
     url: str,
     limits: FetchLimits,
     *,
@@ -73,45 +137,84 @@ def fetch(
 ) -> Response:
     """GET `url`; a 2xx or 304 is returned, anything else raises an `IngestError`."""
     deadline = time.monotonic() + limits.total_timeout
+    sent = {**client.headers, **headers} if headers else client.headers
     permanent = True
     for _hop in range(limits.max_redirects + 1):
         trusted = check_url(url, limits.allow_private, limits.allow_hosts)
         try:
-            with client.stream("GET", url, headers=headers) as resp:
-                stream = resp.extensions.get("network_stream")
-                peer = stream.get_extra_info("server_addr") if stream is not None else None
-                if peer and not trusted:
-                    check_address(str(peer[0]), False)
-                status = resp.status_code
-                if status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
-                    permanent = permanent and status in (301, 308)
-                    url = urljoin(url, resp.headers["location"])
-                    continue
-                _raise_for_status(status, resp.headers)
-                if status == 304:
-                    return Response(url, status, dict(resp.headers), b"", permanent and _hop > 0)
-                if html_only and not _is_html(resp.headers.get("content-type", "text/html")):
-                    raise PermanentError("not_html", resp.headers.get("content-type", ""))
-                body = _read_capped(resp, limits.max_bytes, deadline)
-                return Response(str(resp.url), status, dict(resp.headers), body, permanent and _hop > 0)
-        except httpx.TimeoutException as exc:
-            raise TemporaryError("timeout", f"{type(exc).__name__} for {url[:200]}") from None
-        except httpx.InvalidURL as exc:
-            raise PermanentError("bad_url", str(exc)) from None
-        except httpx.DecodingError as exc:
-            raise PermanentError("bad_encoding", str(exc)[:200]) from None
-        except httpx.RemoteProtocolError as exc:
-            # A response that breaks HTTP itself (e.g. a 100 KB Location header) will not get better with a
-            # retry; a connection dropped mid-response will.
-            if "header" in str(exc).lower():
-                raise PermanentError("bad_response", str(exc)[:200]) from None
-            raise TemporaryError("connection", f"{type(exc).__name__}: {str(exc)[:200]}") from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            raise TemporaryError("connection", f"{type(exc).__name__}: {str(exc)[:200]}") from None
+            resp = client.urlopen("GET", url, headers=sent, redirect=False, preload_content=False,
+                                  decode_content=False)
+        except (HTTPError, http.client.HTTPException) as exc:
+            raise _failure(exc, url, in_head=True) from None
+        try:
+            if not trusted:
+                _check_peer(resp)
+            status = resp.status
+            got = _header_dict(resp.headers)
+            if status in (301, 302, 303, 307, 308) and got.get("location"):
+                permanent = permanent and status in (301, 308)
+                url = urljoin(url, got["location"])
+                continue
+            _raise_for_status(status, got)
+            if status == 304:
+                return Response(url, status, got, b"", permanent and _hop > 0)
+            if html_only and not _is_html(got.get("content-type", "text/html")):
+                raise PermanentError("not_html", got.get("content-type", ""))
+            body = _read_capped(resp, got, limits.max_bytes, deadline)
+            return Response(parse_url(url).url, status, got, body, permanent and _hop > 0)
+        except (HTTPError, OSError) as exc:
+            raise _failure(exc, url, in_head=False) from None
+        finally:
+            _release(resp)
     raise PermanentError("too_many_redirects", f"more than {limits.max_redirects} redirects")
 
 
-def _raise_for_status(status: int, headers: httpx.Headers) -> None:
+def _check_peer(resp: urllib3.BaseHTTPResponse) -> None:
+    peer = getattr(resp.connection, "peer", "")
+    if not peer:  # never expected; refuse rather than skip the check
+        raise PermanentError("blocked_address", "the address connected to is unknown")
+    check_address(peer, False)
+
+
+def _release(resp: urllib3.BaseHTTPResponse) -> None:
+    """Back to the pool, closed first unless its body was read to the end (as httpx did: what is left unread
+    would be taken for the next response)."""
+    if not resp.closed:
+        resp.close()
+    resp.release_conn()
+
+
+def _failure(exc: Exception, url: str, in_head: bool) -> IngestError:
+    """The error tree's name for an HTTP-library exception (`in_head`: raised before the body was read)."""
+    cause = exc.args[1] if isinstance(exc, ProtocolError) and len(exc.args) > 1 else exc
+    # NewConnectionError (refused, no such host) subclasses ConnectTimeoutError, for urllib3 1.x's sake
+    if isinstance(exc, Urllib3Timeout) and not isinstance(exc, NewConnectionError):
+        return TemporaryError("timeout", f"{type(exc).__name__} for {url[:200]}")
+    if isinstance(exc, LocationValueError) or isinstance(cause, http.client.InvalidURL):
+        return PermanentError("bad_url", str(exc)[:200])
+    detail = f"{type(cause).__name__}: {str(cause)[:200]}"
+    # Headers that break HTTP (a 100 KB Location header, a line that is not a header, over 100 headers) will
+    # not get better with a retry; a connection dropped or refused will, and so may a bad status line (what a
+    # kept-alive connection reads when the previous response sent more than it declared).
+    if in_head and (isinstance(cause, http.client.LineTooLong | HeaderParsingError | InvalidHeader)
+                    or type(cause) is http.client.HTTPException):  # "got more than 100 headers"
+        return PermanentError("bad_response", detail)
+    return TemporaryError("connection", detail)
+
+
+def _header_dict(headers: urllib3.HTTPHeaderDict) -> dict[str, str]:
+    """Lowercase names, repeated headers joined by ", ", values stripped. http.client reads header bytes as
+    Latin-1; a head that is valid UTF-8 (a raw UTF-8 Location, say) is read as UTF-8, as httpx did."""
+    got = {name.lower(): value.strip() for name, value in headers.itermerged()}
+    if all(value.isascii() for value in got.values()):
+        return got
+    try:
+        return {name: value.encode("latin-1").decode() for name, value in got.items()}
+    except UnicodeError:
+        return got
+
+
+def _raise_for_status(status: int, headers: dict[str, str]) -> None:
     if status == 429 or status >= 500:
         raise TemporaryError(f"http_{status}", retry_after=parse_retry_after(headers.get("retry-after")))
     if status >= 400 or (status >= 300 and status != 304):
@@ -149,15 +252,16 @@ class _Decoder:
         return out
 
 
-def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes:
-    encoding = resp.headers.get("content-encoding", "")
-    declared = resp.headers.get("content-length", "")
+def _read_capped(resp: urllib3.BaseHTTPResponse, headers: dict[str, str], max_bytes: int,
+                 deadline: float) -> bytes:
+    encoding = headers.get("content-encoding", "")
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes and not encoding:
         raise PermanentError("too_large", f"Content-Length {declared} > {max_bytes}")
     decoder = _Decoder(encoding)
     chunks: list[bytes] = []
     size = 0
-    for raw in resp.iter_raw():
+    while raw := resp.read1(READ_SIZE, decode_content=False):
         chunk = decoder.feed(raw, max_bytes + 1 - size)
         size += len(chunk)
         if size > max_bytes:
@@ -168,12 +272,12 @@ def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes
     return b"".join(chunks)
 
 
-def fetch_page(client: httpx.Client, url: str, limits: FetchLimits) -> Response:
+def fetch_page(client: urllib3.PoolManager, url: str, limits: FetchLimits) -> Response:
     return fetch(client, url, limits, headers={"Accept": PAGE_ACCEPT}, html_only=True)
 
 
 def fetch_feed(
-    client: httpx.Client, url: str, limits: FetchLimits, etag: str | None = None, last_modified: str | None = None
+    client: urllib3.PoolManager, url: str, limits: FetchLimits, etag: str | None = None, last_modified: str | None = None
 ) -> Response:
     headers = {"Accept": FEED_ACCEPT}
     if etag:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-import httpx
+import urllib3
 
 from worker.errors import IngestError, PermanentError, TemporaryError
 from worker.feeds import parse_feed
@@ -88,7 +88,7 @@ def cache_floor(headers: dict[str, str], now: datetime) -> float:
     return 0.0
 
 
-def poll_feed(client: httpx.Client, state: FeedState, limits: FetchLimits, now: datetime | None = None,
+def poll_feed(client: urllib3.PoolManager, state: FeedState, limits: FetchLimits, now: datetime | None = None,
               max_entries: int | None = None) -> PollOutcome:
     """One poll. `max_entries`: take at most that many entries, the first in feed order."""
     now = now or datetime.now(UTC)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-import httpx
 import redis
+import urllib3
 from protego import Protego
 
 from worker.errors import PermanentError
@@ -25,7 +25,7 @@ def robots_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/robots.txt"
 
 
-def load_robots(client: redis.Redis, http: httpx.Client, prefix: str, url: str, limits: FetchLimits,
+def load_robots(client: redis.Redis, http: urllib3.PoolManager, prefix: str, url: str, limits: FetchLimits,
                 ttl: int) -> Protego:
     """The site's rules, from the cache or fetched now (then cached for `ttl` seconds)."""
     key = f"{prefix}robots:{robots_url(url)}"
@@ -36,7 +36,7 @@ def load_robots(client: redis.Redis, http: httpx.Client, prefix: str, url: str, 
     return Protego.parse(text)
 
 
-def _fetch_robots(http: httpx.Client, url: str, limits: FetchLimits) -> str:
+def _fetch_robots(http: urllib3.PoolManager, url: str, limits: FetchLimits) -> str:
     capped = replace(limits, max_bytes=MAX_ROBOTS_BYTES)
     try:
         resp = fetch(http, url, capped, headers={"Accept": "text/plain, */*;q=0.1"})

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 import redis as redis_lib
+import urllib3
 
 from config import Settings
 from demo.site import LocalSite, rss
@@ -138,7 +138,7 @@ def site(_one_site: LocalSite) -> LocalSite:
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
+def client() -> Iterator[urllib3.PoolManager]:
     with make_client("news-ingest-test/0", 5.0, 5.0) as c:
         yield c
 
@@ -412,7 +412,7 @@ def test_a_url_of_100_kb_is_refused(site: LocalSite, client) -> None:  # type: i
 
 
 def test_a_redirect_to_a_url_of_100_kb_is_a_permanent_failure(site: LocalSite, client) -> None:  # type: ignore[no-untyped-def]
-    # Once retried as TemporaryError("connection"); httpx refuses the header, which no retry will change.
+    # Once retried as TemporaryError("connection"); the client refuses the header, which no retry will change.
     site.add("/r", "", status=302, headers={"Location": "/" + "a" * 100_000})
     err, _ = timed(lambda: fetch_page(client, site.url("/r"), OPEN))
     assert isinstance(err, PermanentError) and err.reason == "bad_response"

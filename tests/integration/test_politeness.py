@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import redis as redis_lib
 
@@ -18,7 +17,7 @@ from tasks.app import configure
 from tasks.poll import schedule_due_feeds
 from worker.errors import PermanentError
 from worker.failures import list_failures
-from worker.fetch import FetchLimits
+from worker.fetch import FetchLimits, make_client
 from worker.politeness import HostBusy, HostPolicy, release_lease, reserve_slot, wait_for_turn
 from worker.registry import Registry
 from worker.robots import check_robots, load_robots
@@ -73,7 +72,7 @@ def test_a_far_turn_defers_with_its_slot(r: redis_lib.Redis) -> None:
 
 def test_robots_txt(r: redis_lib.Redis, site: LocalSite) -> None:
     site.add("/robots.txt", "User-agent: *\nDisallow: /private/\nCrawl-delay: 3\n", "text/plain")
-    with httpx.Client() as http:
+    with make_client("news-ingest-test/0", 5.0, 5.0) as http:
         rules = load_robots(r, http, "t:", site.url("/news/a.html"), LIMITS, ttl=60)
         check_robots(rules, site.url("/news/a.html"), "news-ingest")
         with pytest.raises(PermanentError, match="robots"):
@@ -84,7 +83,7 @@ def test_robots_txt(r: redis_lib.Redis, site: LocalSite) -> None:
 
 
 def test_missing_robots_allows_everything(r: redis_lib.Redis, site: LocalSite) -> None:
-    with httpx.Client() as http:
+    with make_client("news-ingest-test/0", 5.0, 5.0) as http:
         rules = load_robots(r, http, "t:", site.url("/a.html"), LIMITS, ttl=60)
     check_robots(rules, site.url("/a.html"), "news-ingest")
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-import httpx
 import pytest
+import urllib3
 
 from demo.site import LocalSite, rss
 from worker.discover import discover_feeds, feed_links
@@ -22,7 +22,7 @@ LIMITS = FetchLimits(max_bytes=5_000_000, allow_private=True, max_redirects=3, t
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
+def client() -> Iterator[urllib3.PoolManager]:
     with make_client("test", 2.0, 2.0) as c:
         yield c
 
@@ -39,7 +39,7 @@ def items(n: int, base: str = "https://x.vn") -> list[dict[str, str]]:
     return [{"title": f"T{i}", "link": f"{base}/{i}.html"} for i in range(n)]
 
 
-def test_304_costs_no_parsing(site: LocalSite, client: httpx.Client) -> None:
+def test_304_costs_no_parsing(site: LocalSite, client: urllib3.PoolManager) -> None:
     url = site.add("/rss", rss("S", site.base, items(3)), "application/rss+xml")
     first = poll_feed(client, feed_state(url), LIMITS)
     assert (first.result, len(first.entries), first.http_status) == ("ok", 3, 200)
@@ -59,7 +59,7 @@ def _static_etag(body: dict[str, bytes]):  # type: ignore[no-untyped-def]
     return handle
 
 
-def test_same_etag_but_changed_body_is_parsed(site: LocalSite, client: httpx.Client) -> None:
+def test_same_etag_but_changed_body_is_parsed(site: LocalSite, client: urllib3.PoolManager) -> None:
     body = {"now": rss("S", site.base, items(2)).encode()}
     site.add("/rss", b"")
     site.routes["/rss"].handler = _static_etag(body)
@@ -72,7 +72,8 @@ def test_same_etag_but_changed_body_is_parsed(site: LocalSite, client: httpx.Cli
     assert third.result == "unchanged" and third.entries == ()
 
 
-def test_unchanged_body_without_caching_headers_is_not_parsed(site: LocalSite, client: httpx.Client) -> None:
+def test_unchanged_body_without_caching_headers_is_not_parsed(site: LocalSite,
+                                                              client: urllib3.PoolManager) -> None:
     body = {"now": rss("S", site.base, items(2)).encode()}
     site.add("/rss", b"")
     site.routes["/rss"].handler = _static_etag(body)
@@ -82,7 +83,7 @@ def test_unchanged_body_without_caching_headers_is_not_parsed(site: LocalSite, c
     assert again.result == "unchanged"
 
 
-def test_retry_after_and_errors(site: LocalSite, client: httpx.Client) -> None:
+def test_retry_after_and_errors(site: LocalSite, client: urllib3.PoolManager) -> None:
     url = site.add("/busy", "slow down", status=429, headers={"Retry-After": "900"})
     out = poll_feed(client, feed_state(url), LIMITS)
     assert (out.result, out.ok, out.floor_seconds, out.http_status) == ("http_429", False, 900.0, 429)
@@ -90,7 +91,7 @@ def test_retry_after_and_errors(site: LocalSite, client: httpx.Client) -> None:
     assert gone.gone and not gone.ok
 
 
-def test_permanent_redirect_gives_the_new_url(site: LocalSite, client: httpx.Client) -> None:
+def test_permanent_redirect_gives_the_new_url(site: LocalSite, client: urllib3.PoolManager) -> None:
     new = site.add("/new.rss", rss("S", site.base, items(1)), "application/rss+xml")
     site.add("/old.rss", "", status=301, headers={"Location": "/new.rss"})
     assert poll_feed(client, feed_state(site.url("/old.rss")), LIMITS).moved_to == new
@@ -104,7 +105,7 @@ def test_permanent_redirect_gives_the_new_url(site: LocalSite, client: httpx.Cli
     ("rssparser_uolNoticias.rss", "ok", 15),
     ("rssparser_guardian.rss", "ok", 55),
 ])
-def test_real_feeds(site: LocalSite, client: httpx.Client, name: str, result: str, count: int) -> None:
+def test_real_feeds(site: LocalSite, client: urllib3.PoolManager, name: str, result: str, count: int) -> None:
     url = site.add("/" + name, (FEEDS / name).read_bytes(), "application/rss+xml")
     out = poll_feed(client, feed_state(url), LIMITS)
     assert (out.result, len(out.entries)) == (result, count)
@@ -112,20 +113,20 @@ def test_real_feeds(site: LocalSite, client: httpx.Client, name: str, result: st
     assert (out.problem is not None) == ("2025" in name or "uol" in name)
 
 
-def test_malformed_and_empty(site: LocalSite, client: httpx.Client) -> None:
+def test_malformed_and_empty(site: LocalSite, client: urllib3.PoolManager) -> None:
     bad = poll_feed(client, feed_state(site.add("/bad", "<rss><channel><item><title>x", "text/xml")), LIMITS)
     assert (bad.result, bad.ok) == ("feed_malformed", False)
     empty = poll_feed(client, feed_state(site.add("/empty", rss("E", site.base, []), "application/rss+xml")), LIMITS)
     assert (empty.result, empty.entries) == ("ok", ())
 
 
-def test_big_feed(site: LocalSite, client: httpx.Client) -> None:
+def test_big_feed(site: LocalSite, client: urllib3.PoolManager) -> None:
     out = poll_feed(client, feed_state(site.add("/big", rss("B", site.base, items(2000)), "application/rss+xml")),
                     LIMITS)
     assert len(out.entries) == 2000
 
 
-def test_json_feed(site: LocalSite, client: httpx.Client) -> None:
+def test_json_feed(site: LocalSite, client: urllib3.PoolManager) -> None:
     doc = {"version": "https://jsonfeed.org/version/1.1", "title": "JF", "items": [
         {"id": "1", "url": "/a.html?utm_source=jf", "title": "A", "date_published": "2026-01-02T03:04:05+07:00",
          "authors": [{"name": "Lan"}], "tags": ["x"]},
@@ -142,7 +143,7 @@ def test_json_feed(site: LocalSite, client: httpx.Client) -> None:
     assert not_jf.result == "feed_malformed"
 
 
-def test_discovery(site: LocalSite, client: httpx.Client) -> None:
+def test_discovery(site: LocalSite, client: urllib3.PoolManager) -> None:
     home = ('<html><head><link rel="alternate" type="application/rss+xml" href="/rss/thoi-su.rss">'
             '<link rel="alternate" type="text/html" href="/en"><link rel="stylesheet" href="/a.css"></head></html>')
     assert feed_links(home, "https://x.vn/") == ["https://x.vn/rss/thoi-su.rss"]
