@@ -22,10 +22,11 @@ from worker.article import build_article
 from worker.errors import IngestError, TemporaryError
 from worker.failures import record_failure
 from worker.fetch import fetch_page
-from worker.models import Article, FeedEntry, Response
-from worker.neardup import find_and_remember
+from worker.models import FeedEntry, Response
+from worker.neardup import find_and_remember_args, nearest
 from worker.politeness import HostBusy, release_lease, wait_for_turn
 from worker.robots import check_robots
+from worker.seen import listed_key
 from worker.stream import publish_article, published_key
 from worker.urls import article_id
 
@@ -119,8 +120,10 @@ def ingest_one(url: str, feed_url: str | None, section: str | None, hints: dict[
             extracted = rt.extract(page.body, page.headers.get("content-type"), page.url)
         stage = "build"
         entry = FeedEntry.from_json(hints) if hints else None
-        article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title), entry)
-        article = mark_near_duplicate(rt, article, extracted.simhash)
+        listed, earlier = listings_and_near_duplicate(rt, article_id(url), extracted.simhash)
+        article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title, listed), entry)
+        if earlier is not None:
+            article = article.model_copy(update={"duplicate_of": earlier})
         stage = "publish"
         published = publish_article(rt.redis, s.stream, s.key_prefix, article,
                                     retention=rt.retention, marker_ttl=s.seen_ttl_seconds * 2)
@@ -171,13 +174,16 @@ def polite_fetch(rt: Runtime, url: str, slot_at: float | None, unless: str | Non
         release_lease(rt.redis, s.key_prefix, host, token)
 
 
-def mark_near_duplicate(rt: Runtime, article: Article, h: int | None) -> Article:
-    """Set `duplicate_of` when an earlier article has nearly the same text (SimHash `h`, None for a text too short
-    to judge), and remember this one's."""
-    if h is None:
-        return article
-    earlier = find_and_remember(rt.redis, rt.settings.key_prefix, article.id, h, rt.settings.seen_ttl_seconds)
-    return article.model_copy(update={"duplicate_of": earlier}) if earlier else article
+def listings_and_near_duplicate(rt: Runtime, aid: str, h: int | None) -> tuple[tuple[str, ...], str | None]:
+    """In one round trip: the feeds that list the article, and an earlier article with nearly the same text
+    (SimHash `h`; None for a text too short to judge), this one's text remembered for later ones."""
+    s = rt.settings
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.smembers(listed_key(s.key_prefix, aid))
+    if h is not None:
+        pipe.eval(*find_and_remember_args(s.key_prefix, aid, h, s.seen_ttl_seconds))
+    listed, *bands = pipe.execute()
+    return tuple(sorted(listed)), nearest(bands[0], aid, h) if h is not None else None
 
 
 def _fail(url: str, feed_url: str | None, stage: str, exc: IngestError, attempts: int) -> None:

@@ -22,9 +22,7 @@ from worker.models import Extracted
 from worker.politeness import HostPolicy
 from worker.registry import Registry
 from worker.robots import load_robots, robots_url
-from worker.seen import listing_feeds
 from worker.stream import Retention
-from worker.urls import article_id
 
 EXTRACTIONS_PER_PROCESS = 500  # recycle extraction processes to bound their memory
 ROBOTS_MEMORY_SECONDS = 60.0
@@ -88,10 +86,11 @@ class Runtime:
         cap = (site.max_concurrency if site and site.max_concurrency else None) or self.settings.host_concurrency
         return HostPolicy(interval=max(1.0 / rate, crawl_delay or 0.0), max_concurrency=cap)
 
-    def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None) -> Origin:
+    def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None,
+               listed: tuple[str, ...] = ()) -> Origin:
+        """Where the article came from; `listed`: every feed that lists it (`worker.seen.listed_key`)."""
         found = self.sources.site_for(urlsplit(url).hostname or "")
         site = found[1] if found else None
-        listed = tuple(listing_feeds(self.redis, self.settings.key_prefix, article_id(url)))
         return Origin(
             feed_url=feed_url, section=section, feed_title=feed_title, also_listed_in=listed,
             site_name=site.name if site else None, timezone=site.timezone if site else "UTC",

@@ -62,8 +62,17 @@ def _band_keys(prefix: str, h: int) -> list[str]:
 def find_and_remember(client: redis.Redis, prefix: str, article_id: str, h: int, ttl_seconds: int) -> str | None:
     """The id of an earlier article whose text is within MAX_DISTANCE bits, if any; and remember this one's
     hash. One round trip: each band's members are read before this article is added to it."""
-    bands = client.eval(_FIND_AND_REMEMBER, BANDS, *_band_keys(prefix, h), f"{article_id}:{h:016x}", ttl_seconds,
-                        BAND_CAP)
+    return nearest(client.eval(*find_and_remember_args(prefix, article_id, h, ttl_seconds)), article_id, h)
+
+
+def find_and_remember_args(prefix: str, article_id: str, h: int, ttl_seconds: int) -> tuple[str | int, ...]:
+    """The EVAL arguments of `find_and_remember`, to send in a pipeline with other commands; `nearest` reads its
+    answer."""
+    return _FIND_AND_REMEMBER, BANDS, *_band_keys(prefix, h), f"{article_id}:{h:016x}", ttl_seconds, BAND_CAP
+
+
+def nearest(bands: list[list[str | bytes]], article_id: str, h: int) -> str | None:
+    """The closest earlier article within MAX_DISTANCE bits among the bands' members, if any."""
     best: tuple[int, str] | None = None
     for members in bands:
         for other in members:

@@ -46,7 +46,3 @@ def note_listing(client: redis.Redis, prefix: str, feed_url: str, article_ids: l
         pipe.sadd(listed_key(prefix, aid), feed_url)
         pipe.expire(listed_key(prefix, aid), ttl_seconds)
     pipe.execute()
-
-
-def listing_feeds(client: redis.Redis, prefix: str, article_id: str) -> list[str]:
-    return sorted(client.smembers(listed_key(prefix, article_id)))
