@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test demo bench bench-peers bench-extraction bench-scheduler bench-load lint lock clean venv
+.PHONY: run test demo bench bench-peers bench-extraction bench-scheduler bench-load bench-interference lint lock clean
+.PHONY: venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +52,10 @@ bench-load: $(TSTAMP)
 
 bench-extraction: $(TSTAMP)
 	$(BIN)/python bench/extraction.py
+
+# Extraction's CPU per page alone and beside a load like the worker's threads (issue 9's remaining gap).
+bench-interference: $(TSTAMP)
+	$(BIN)/python bench/interference.py
 
 # The image's locked dependency set: the runtime dependencies of pyproject.toml, resolved in a clean venv.
 lock:
