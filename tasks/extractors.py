@@ -190,7 +190,7 @@ class ExtractorPool:
                 self._leave(extractor, ticket, broken=True, kill=True)
                 raise PermanentError("extract_timeout", f"no result after {self.timeout:g} s")
             ok, value = extractor.conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError, TypeError):  # TypeError: its pipe closed mid-read (the handle becomes None)
             self._leave(extractor, ticket, broken=True)
             raise TemporaryError("extractor_crashed", "an extraction process died") from None
         self._leave(extractor, ticket)
