@@ -14,7 +14,6 @@ the worker at 50 articles/s). Prints per round: pages/s, extraction CPU ms per p
 from __future__ import annotations
 
 import argparse
-import gzip
 import multiprocessing
 import statistics
 import sys
@@ -25,10 +24,9 @@ from pathlib import Path
 
 import psutil
 
+from demo.newssite import SHARED_DATA, read_pages
 from tasks.extractors import ExtractorPool
 from worker.extract import extract_page, warm
-
-SOURCES = ("article-extraction-benchmark/html", "vn-news/vi/articles")
 
 
 def load(stop: threading.Event, threads: int, sleep: float, work: float) -> None:
@@ -65,15 +63,14 @@ def extract_all(pool: ExtractorPool, jobs: list[tuple[bytes, str]]) -> tuple[flo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--pages", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=16)
     ap.add_argument("--sleep-ms", type=float, default=16.0)
     ap.add_argument("--work-ms", type=float, default=0.4)
     args = ap.parse_args(argv)
-    paths = [p for sub in SOURCES for p in sorted((args.data / sub).glob("*.htm*"))]
-    if not (pages := [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]):
+    if not (pages := read_pages(args.data)):
         sys.exit(f"no pages under {args.data}: see --data")
     jobs = [(pages[i % len(pages)], f"http://127.0.0.1/p{i}.html") for i in range(args.pages)]
     ctx, procs = multiprocessing.get_context("spawn"), psutil.cpu_count() or 1

@@ -1,6 +1,6 @@
 """The load proof of issue 8: a local site of F section feeds x A articles ingested by the `make run` topology.
 
-The site (bench/throughput.py's NewsSite on 127.0.0.1) serves real pages from `../shared/data`, each under many
+The site (demo/newssite.py's NewsSite on 127.0.0.1) serves real pages from `../shared/data`, each under many
 URLs; the feeds file lifts the politeness limit for the one local host, which stands for the many sites of a real
 run. The stack is the real one (`tasks.stack.Stack`: scheduler, worker and its extraction processes, default
 settings) on a private append-only redis-server, run until every article is on the stream or recorded as a failure.
@@ -17,8 +17,6 @@ peak_rss_mb=worker:W,extraction:E,scheduler:S,redis:R`.
 from __future__ import annotations
 
 import argparse
-import gzip
-import importlib.util
 import os
 import re
 import sys
@@ -29,7 +27,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import psutil
 import redis
@@ -37,36 +34,16 @@ import yaml
 from kombu.transport.redis import Channel
 
 from config import Settings, load_settings
+from demo.newssite import SHARED_DATA, NewsSite, read_pages
 from tasks.app import ARTICLES_QUEUE
 from tasks.stack import PrivateRedis, Stack, free_port
 from worker.failures import failures_key
 from worker.urls import article_id, canonical_url
 
-
-def _throughput() -> ModuleType:
-    """bench/throughput.py (bench/ is no package), for its NewsSite and page sources; loaded once, by path."""
-    if (module := sys.modules.get("bench_throughput")) is None:
-        spec = importlib.util.spec_from_file_location("bench_throughput", Path(__file__).with_name("throughput.py"))
-        assert spec is not None and spec.loader is not None
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module
-
-
-throughput = _throughput()
-NewsSite, SOURCES = throughput.NewsSite, throughput.SOURCES
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MB = 2**20
 SETTLE_S = 3.0  # once every article is accounted for and the queue is empty: a late duplicate would land now
 UNACKED = Channel.unacked_key  # kombu's hash of delivered, unacked tasks
 ID_PART = re.compile(r"^(?:[0-9a-f]{4,}|\d+)$")  # key segments that are ids, hashes or ports
-
-
-def load_pages(data: Path = DATA) -> list[bytes]:
-    """The bench's real pages (gunzipped), in a stable order."""
-    paths = [p for sub in SOURCES for p in sorted((data / sub).glob("*.htm*"))]
-    return [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]
 
 
 def write_feeds(path: Path, feed_urls: list[str], interval: int) -> Path:
@@ -376,10 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for every article")
     ap.add_argument("--interval", type=int, default=60, help="seconds between polls of a feed")
     ap.add_argument("--latency-ms", type=int, default=0, help="the site's delay before each answer")
-    ap.add_argument("--data", type=Path, default=DATA, help="folder of the real pages (../shared/data)")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA, help="folder of the real pages (../shared/data)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the stack")
     args = ap.parse_args(argv)
-    if not (pages := load_pages(args.data)):
+    if not (pages := read_pages(args.data)):
         sys.exit(f"no pages under {args.data}: see --data")
     print(f"{args.feeds} feeds x {args.articles} articles, {len(pages)} pages", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:

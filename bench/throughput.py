@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import gzip
 import multiprocessing
 import os
 import shutil
@@ -49,14 +48,13 @@ import trafilatura
 import yaml
 
 from config import load_settings
-from demo.newssite import NewsSite
+from demo.newssite import SHARED_DATA, NewsSite, read_pages
 from tasks.stack import PrivateRedis, Stack, free_port
 from worker.charset import decode_html
 from worker.errors import IngestError
 from worker.extract import extract_article
 from worker.failures import failures_key
 
-SOURCES = ("article-extraction-benchmark/html", "vn-news/vi/articles")  # under --data, ../shared/data by default
 PEERS = ("newspaper4k", "news-please")  # --peers, in the order they run
 PROCS, LIGHT_GAP = os.cpu_count() or 1, 0.7  # ceiling processes; seconds between light-load articles
 CHUNK = 8  # the ceiling's pages per task: the tail it leaves is at most 8 pages on one core, ~2% of 600
@@ -269,7 +267,7 @@ def report(r: dict[str, Any], n: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 feeds x 25 articles at 50 ms: under a minute")
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
     for key, full in PRESETS["full"].items():  # --feeds, --articles, --latency-ms, --light, --naive-seconds, ...
         quick = PRESETS["quick"][key]
         ap.add_argument("--" + key.replace("_", "-"), type=type(full), help=f"default {full}, {quick} with --quick")
@@ -292,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         args.peer_runs = {"newspaper4k": functools.partial(newspaper4k.run_newspaper4k, newspaper4k.ensure_venv(),
                                                            threads=10),
                           "news-please": functools.partial(newsplease.run_newsplease, newsplease.ensure_venv())}
-    paths = [p for sub in SOURCES for p in sorted((args.data / sub).glob("*.htm*"))]
-    if not (pages := [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]):
+    if not (pages := read_pages(args.data)):
         sys.exit(f"no pages under {args.data}: see --data")
     runs: dict[int, list[dict[str, Any]]] = {}
     with multiprocessing.get_context("spawn").Pool(PROCS) as pool:

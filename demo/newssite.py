@@ -10,16 +10,26 @@ handler per route) is the one for tests that need odd servers.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from demo.site import rss
+from demo.site import REPO, rss
 from worker.urls import canonical_url
 
 HEAD_END = b"\r\n\r\n"
+SHARED_DATA = REPO.parent / "shared" / "data"  # the real pages and feeds beside the checkout
+PAGE_SOURCES = ("article-extraction-benchmark/html", "vn-news/vi/articles")  # under it: the pages the benches serve
+
+
+def read_pages(data: Path = SHARED_DATA) -> list[bytes]:
+    """The benchmarks' real pages under `data` (gunzipped), in a stable order; none if `data` is not there."""
+    paths = [p for sub in PAGE_SOURCES for p in sorted((data / sub).glob("*.htm*"))]
+    return [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]
 
 
 @dataclass

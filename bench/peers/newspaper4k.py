@@ -6,7 +6,6 @@ run of `newspaper4k_run.py` there on a site's feeds. Run as a module for a check
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.util
 import json
 import multiprocessing
@@ -20,6 +19,8 @@ from types import ModuleType
 from typing import Any
 
 import psutil
+
+from demo.newssite import SHARED_DATA, NewsSite, read_pages
 
 VERSION = "0.9.6"  # the version measured; lxml_html_clean comes with it (as the lxml[html_clean] extra)
 REQUIREMENTS = (f"newspaper4k=={VERSION}",)
@@ -133,7 +134,7 @@ def summary(r: dict[str, Any], latency_ms: int, served: int, how: str = "") -> s
 
 
 def load_throughput() -> ModuleType:
-    """bench/throughput.py (not a package), for its NewsSite, page sources and extractor filter."""
+    """bench/throughput.py (not a package), for its extractor filter."""
     spec = importlib.util.spec_from_file_location("bench_throughput", BENCH / "throughput.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -150,7 +151,7 @@ def site_parser(peer: str, venv: Path) -> argparse.ArgumentParser:
     ap.add_argument("--latency-ms", default="50", help="comma-separated, one site and run each")
     ap.add_argument("--threads", type=int, default=10)
     ap.add_argument("--venv", type=Path, default=venv)
-    ap.add_argument("--data", type=Path, default=BENCH.parents[1] / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
     return ap
 
 
@@ -158,8 +159,7 @@ def check_on_local_site(args: argparse.Namespace, run: Callable[[list[str]], dic
                         describe: Callable[[dict[str, Any], int, int], str] = summary) -> int:
     """`run` (feed URLs -> result) on a local site per latency of `args` (`site_parser`); prints `describe`'s lines."""
     bench = load_throughput()
-    paths = [p for sub in bench.SOURCES for p in sorted((args.data / sub).glob("*.htm*"))]
-    pages = [gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in paths]
+    pages = read_pages(args.data)
     with multiprocessing.get_context("fork").Pool() as pool:  # fork: the children inherit bench_throughput
         ok = pool.map(bench._extract, [(page, f"http://127.0.0.1/p{i}.html") for i, page in enumerate(pages)])
     if not (usable := [page for page, good in zip(pages, ok, strict=True) if good]):
@@ -167,7 +167,7 @@ def check_on_local_site(args: argparse.Namespace, run: Callable[[list[str]], dic
     served = args.feeds * args.articles
     print(f"{len(usable)} of {len(pages)} pages are articles; {args.feeds} feeds x {args.articles}", flush=True)
     for latency in (int(x) for x in args.latency_ms.split(",")):
-        site = bench.NewsSite(latency / 1000, args.feeds)
+        site = NewsSite(latency / 1000, args.feeds)
         try:
             for i in range(served):  # as bench/throughput.py's run_once: pages reused, each under a new URL
                 site.add_article(i // args.articles, f"/s{i // args.articles:02d}/a{i:04d}.html", usable[i % len(usable)])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from demo.newssite import SHARED_DATA, read_pages
 from tests.chaos.harness import PAGES, report
 from tests.factories import load_bench
 
@@ -38,9 +39,9 @@ def test_every_article_ends_on_the_stream_once_within_memory_bounds(
     # extractor, so recorded failures) at the full size, where 6 pages would make every text a near-duplicate of
     # 1,600 others.
     small = feeds * per_feed <= 1000
-    if not small and not bench.DATA.is_dir():
-        pytest.skip(f"the bench's pages are not there: {bench.DATA}")
-    pages = [p.read_bytes() for p in PAGES] if small else bench.load_pages()
+    if not small and not SHARED_DATA.is_dir():
+        pytest.skip(f"the bench's pages are not there: {SHARED_DATA}")
+    pages = [p.read_bytes() for p in PAGES] if small else read_pages()
     result = bench.run_load(pages, feeds, per_feed, tmp_path, timeout=120 if small else 2400)
     report("load", **{k: v for k, v in (kv.split("=", 1) for kv in result.line().split()[1:])})
     print(bench.report(result))

@@ -3,14 +3,16 @@ ETags and 304s, the latency, and when the poll that first listed each article ca
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import feedparser
 import httpx
 import pytest
 
-from demo.newssite import NewsSite
+from demo.newssite import PAGE_SOURCES, NewsSite, read_pages
 
 
 @pytest.fixture
@@ -67,3 +69,15 @@ def test_each_answer_waits_the_latency_and_found_is_when_the_request_came() -> N
         assert t0 - 0.05 <= news.found[url] <= t0 + 0.15  # the arrival, not the answer 0.3 s later
     finally:
         news.stop()
+
+
+def test_read_pages_gunzips_in_a_stable_order_and_finds_none_without_the_data(tmp_path: Path) -> None:
+    first, second = tmp_path / PAGE_SOURCES[0], tmp_path / PAGE_SOURCES[1]
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    (first / "b.html.gz").write_bytes(gzip.compress(b"<html>b</html>"))
+    (first / "a.html").write_bytes(b"<html>a</html>")
+    (first / "notes.txt").write_bytes(b"not a page")
+    (second / "c.htm").write_bytes(b"<html>c</html>")
+    assert read_pages(tmp_path) == [b"<html>a</html>", b"<html>b</html>", b"<html>c</html>"]
+    assert read_pages(tmp_path / "missing") == []
