@@ -110,9 +110,10 @@ def ingest_one(url: str, feed_url: str | None, section: str | None, hints: dict[
     None (already published, or failed). Raises Later to run again, RedisError when Redis is away."""
     rt = runtime()
     s = rt.settings
+    aid = article_id(url)
     stage = "fetch"
     try:
-        page = polite_fetch(rt, url, slot_at, unless=None if refresh else published_key(s.key_prefix, article_id(url)))
+        page = polite_fetch(rt, url, slot_at, unless=None if refresh else published_key(s.key_prefix, aid))
         if page is None:
             return None  # already on the stream: this task ran before (a redelivery, a duplicate message)
         stage = "extract"
@@ -120,7 +121,7 @@ def ingest_one(url: str, feed_url: str | None, section: str | None, hints: dict[
             extracted = rt.extract(page.body, page.headers.get("content-type"), page.url)
         stage = "build"
         entry = FeedEntry.from_json(hints) if hints else None
-        listed, earlier = listings_and_near_duplicate(rt, article_id(url), extracted.simhash)
+        listed, earlier = listings_and_near_duplicate(rt, aid, extracted.simhash)
         article = build_article(url, extracted, rt.origin(url, feed_url, section, feed_title, listed), entry)
         if earlier is not None:
             article = article.model_copy(update={"duplicate_of": earlier})

@@ -87,7 +87,7 @@ class Runtime:
         return HostPolicy(interval=max(1.0 / rate, crawl_delay or 0.0), max_concurrency=cap)
 
     def origin(self, url: str, feed_url: str | None, section: str | None, feed_title: str | None,
-               listed: tuple[str, ...] = ()) -> Origin:
+               listed: tuple[str, ...]) -> Origin:
         """Where the article came from; `listed`: every feed that lists it (`worker.seen.listed_key`)."""
         found = self.sources.site_for(urlsplit(url).hostname or "")
         site = found[1] if found else None
