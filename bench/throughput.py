@@ -285,11 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     args.peer_runs = {}  # name -> run on a site's feed URLs (bench/peers)
     if args.peers:
         # bench/, this script's folder, is first on sys.path; not imported above, so tests can load this module
-        from peers import newspaper4k, newsplease
+        from peers import news_please, newspaper4k
 
         args.peer_runs = {"newspaper4k": functools.partial(newspaper4k.run_newspaper4k, newspaper4k.ensure_venv(),
                                                            threads=10),
-                          "news-please": functools.partial(newsplease.run_newsplease, newsplease.ensure_venv())}
+                          "news-please": functools.partial(news_please.run_newsplease, news_please.ensure_venv())}
     if not (pages := read_pages(args.data)):
         sys.exit(f"no pages under {args.data}: see --data")
     runs: dict[int, list[dict[str, Any]]] = {}

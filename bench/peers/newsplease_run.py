@@ -18,15 +18,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import IO, Any
 
 # First: it sets TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS before newspaper (news-please's extractor) imports tldextract.
 import newspaper4k_run as base
-
-# Then this script's folder leaves the path: the wrapper newsplease.py there would shadow the news-please package.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-from newsplease import NewsPlease  # noqa: E402
+from newsplease import NewsPlease
 
 
 class ForkCounter(Counter[str]):

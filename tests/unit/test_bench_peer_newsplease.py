@@ -1,4 +1,4 @@
-"""The news-please peer's wrapper (bench/peers/newsplease.py), with the fake scripts and fake venv python of
+"""The news-please peer's wrapper (bench/peers/news_please.py), with the fake scripts and fake venv python of
 test_bench_peers.py: no network, no venv creation, no news-please."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import psutil
 import pytest
 from test_bench_peers import RESULT, fake_python, script  # tests/unit is on sys.path (it has no __init__.py)
 
+from bench.peers import news_please as peer
 from bench.peers import newspaper4k
-from bench.peers import newsplease as peer
 
 FEEDS = ["http://127.0.0.1:1/a.rss", "http://127.0.0.1:1/b.rss"]
 needs_sh = pytest.mark.skipif(sys.platform == "win32", reason="the fake python is a shell script")

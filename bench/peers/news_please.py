@@ -1,6 +1,6 @@
 """news-please as a peer of the throughput benchmark, the second after newspaper4k (whose venv, run and check helpers
 it reuses): its own venv, and a run of `newsplease_run.py` there on a site's feeds. Check it on a local site with
-`.venv/bin/python -m bench.peers.newsplease --feeds 4 --articles 10 --latency-ms 0,200`.
+`.venv/bin/python -m bench.peers.news_please --feeds 4 --articles 10 --latency-ms 0,200`.
 """
 
 from __future__ import annotations
