@@ -1,5 +1,8 @@
-"""Feed parsing: RSS 0.9x/1.0/2.0 and Atom (feedparser) and JSON Feed, from the bytes we fetched, never a URL.
+"""Feed parsing: RSS 0.9x/1.0/2.0 and Atom, and JSON Feed, from the bytes we fetched, never a URL.
 
+A well-formed UTF-8 feed, the usual case, is read by fastfeedparser (lxml: about 1/40 of feedparser's time on a
+50-item feed, where feedparser cost as much CPU per new article as extracting it); anything else (another
+encoding, a document that is not well-formed XML, xml:base) by feedparser, which is lenient and says what is wrong.
 Links are resolved against the feed's own address and canonicalised. A malformed feed that still yields
 entries is used and its problem reported; one that yields nothing is `PermanentError("feed_malformed")`.
 Text fields are cut to a bounded length, since every entry travels in a task message.
@@ -12,9 +15,12 @@ import html
 import json
 import re
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+import fastfeedparser
 import feedparser
+from lxml import etree
 
 from worker.errors import PermanentError
 from worker.models import FeedEntry, ParsedFeed
@@ -71,7 +77,7 @@ def _entry(raw: Any, base_url: str) -> FeedEntry | None:
     return FeedEntry(
         url=url,
         title=_clean(raw.get("title"), MAX_TITLE_CHARS),
-        published_at=raw.get("_published") or _when(raw, "published") or _when(raw, "updated"),
+        published_at=raw.get("_published") or _when(raw, "published") or raw.get("_updated") or _when(raw, "updated"),
         updated_at=raw.get("_updated") or _when(raw, "updated"),
         author=_clean(raw.get("author"), MAX_AUTHOR_CHARS),
         summary=_clean(raw.get("summary"), MAX_SUMMARY_CHARS),
@@ -91,13 +97,18 @@ def _text(value: Any) -> str | None:
 
 
 def _json_when(value: Any) -> datetime | None:
+    """An ISO 8601 date (JSON Feed's, fastfeedparser's, W3CDTF) or, failing that, an RFC 822 one, in UTC; None if
+    it is neither."""
     if not isinstance(value, str):
         return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        try:
+            when = parsedate_to_datetime(value)
+        except (ValueError, TypeError, IndexError, OverflowError):
+            return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _parse_json_feed(body: bytes, base_url: str, max_entries: int | None) -> ParsedFeed:
@@ -124,6 +135,64 @@ def _parse_json_feed(body: bytes, base_url: str, max_entries: int | None) -> Par
     return _collect(raw, base_url, _clean(_text(data.get("title")), MAX_TITLE_CHARS), None, None, max_entries)
 
 
+_DECLARED_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*encoding\s*=\s*["']([^"']*)["']""")
+_STRICT_XML = etree.XMLParser(recover=False, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _is_utf8(body: bytes, content_type: str | None) -> bool:
+    """Declared UTF-8, or not declared at all (XML's default), and decodes as such."""
+    charset = re.search(r"charset\s*=\s*\"?([\w.:-]+)", content_type or "", re.I)
+    declared = _DECLARED_ENCODING.match(body[:200])
+    for name in (charset.group(1).lower() if charset else None, declared.group(1).decode("latin-1").lower() if declared else None):
+        if name is not None and name.replace("_", "-") not in ("utf-8", "utf8"):
+            return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# Where feedparser finds an RSS item's `updated` date, which fastfeedparser leaves out (it reads dc:date as the
+# publication date when there is no pubDate, as feedparser's published-or-updated fallback does).
+_RSS_ITEMS = ("channel/item", "{http://purl.org/rss/1.0/}item")
+_RSS_UPDATED = ("{http://purl.org/dc/elements/1.1/}date", "{http://purl.org/dc/terms/}modified",
+                "{http://www.w3.org/2005/Atom}updated")
+
+
+def _rss_updated(root: Any, count: int) -> list[datetime | None]:
+    """Each RSS item's `updated` date (W3CDTF), for `count` entries read from the same items in order."""
+    items = next((found for path in _RSS_ITEMS if (found := root.findall(path))), [])
+    if len(items) != count:
+        return [None] * count
+    return [_json_when(next((t.strip() for tag in _RSS_UPDATED if (t := item.findtext(tag))), None))
+            for item in items]
+
+
+def _parse_well_formed(body: bytes, content_type: str | None) -> tuple[list[dict[str, Any]], str | None,
+                                                                        int | None] | None:
+    """Entries (as `_entry` reads them), title and TTL of a well-formed UTF-8 RSS/Atom feed without xml:base or
+    entity declarations; None for any other document, which feedparser reads instead."""
+    if b"xml:base" in body or b"<!ENTITY" in body or not _is_utf8(body, content_type):
+        return None
+    try:
+        root = etree.fromstring(body, _STRICT_XML)
+        kind = etree.QName(root).localname
+        parsed = fastfeedparser.parse(body, include_media=False, include_enclosures=False)
+    except Exception:  # noqa: BLE001 - not well-formed, or not a feed: feedparser says what it is
+        return None
+    if kind not in ("rss", "feed", "RDF"):
+        return None
+    entries = parsed.entries
+    updated = ([_json_when(e.get("updated")) for e in entries] if kind == "feed"
+               else _rss_updated(root, len(entries)))
+    raw = [{"link": e.get("link"), "id": e.get("id"), "title": e.get("title"), "author": e.get("author"),
+            "summary": e.get("description"), "tags": e.get("tags") or (), "_published": _json_when(e.get("published")),
+            "_updated": when} for e, when in zip(entries, updated, strict=True)]
+    ttl = root.findtext("channel/ttl")
+    return raw, parsed.feed.get("title"), int(ttl) if ttl and ttl.strip().isdigit() else None
+
+
 _DECLARED_UTF8 = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']utf-?8["']""", re.I)
 
 
@@ -148,6 +217,15 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None,
     if _is_json_feed(body, content_type):
         return _parse_json_feed(body, base_url, max_entries)
     body, repaired = _repair_utf8(body, content_type)
+    if (fast := _parse_well_formed(body, content_type)) is not None:
+        raw, title, ttl = fast
+        return _collect(raw, base_url, _clean(title, MAX_TITLE_CHARS), ttl, repaired, max_entries)
+    return _parse_leniently(body, base_url, content_type, max_entries, repaired)
+
+
+def _parse_leniently(body: bytes, base_url: str, content_type: str | None, max_entries: int | None,
+                     problem: str | None = None) -> ParsedFeed:
+    """Any RSS/Atom document, with feedparser; `problem`: one found before it (reported unless it finds one)."""
     headers = {"content-location": base_url}
     if content_type:
         headers["content-type"] = content_type
@@ -155,7 +233,6 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None,
         parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
     except Exception as exc:  # noqa: BLE001 - hostile input reaches odd corners of feedparser; ours is one error
         raise PermanentError("feed_malformed", f"{type(exc).__name__}: {exc}"[:300]) from None
-    problem = repaired
     exc = parsed.get("bozo_exception")
     if parsed.get("bozo") and not isinstance(exc, _HARMLESS) and problem is None:
         problem = f"{type(exc).__name__}: {exc}"[:300] if exc else "malformed feed"

@@ -9,13 +9,17 @@ Every search is derandomised and keeps no example database, so a run is reproduc
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import datetime
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from worker.errors import IngestError, PermanentError
 from worker.extract import extract_article
-from worker.feeds import parse_feed
+from worker.feeds import MAX_TITLE_CHARS, _clean, _collect, _parse_leniently, _parse_well_formed, parse_feed
 from worker.urls import canonical_url
 
 FAST = settings(max_examples=300, deadline=None, derandomize=True, database=None,
@@ -150,6 +154,83 @@ def test_parse_feed_on_json_feeds_raises_only_our_errors(items: list[dict[str, o
         parse_feed(body, "http://127.0.0.1:1/feed.json", "application/feed+json")
     except IngestError:
         pass
+
+
+# Well-formed UTF-8 feeds take the fast path (fastfeedparser); feedparser reads everything else. On the feeds both
+# can read, they must agree on every field but `guid` (fastfeedparser keeps a guid as written and falls back to
+# the link; feedparser resolves a permalink guid against the feed's address).
+def _reads_as_utf8_in_latin1(text: str) -> bool:
+    """Text that feedparser takes for double-encoded UTF-8 and decodes once more ("Â¡" becomes "¡"): where the
+    two parsers rightly differ."""
+    text = text.strip()  # feedparser strips first
+    try:
+        return text != text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+
+
+FIELD_TEXT = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=30).filter(
+        lambda t: not _reads_as_utf8_in_latin1(t)),
+    st.sampled_from(["Tin liên quan: Hà Nội", "<b>bold</b> &amp; more", "<![CDATA[<p>para</p>]]>", "  spaced  out ",
+                     "A &lt;i&gt;B&lt;/i&gt;", "&#1234;&#x1F600;"]),
+)
+LINKS = st.sampled_from(["https://x.org/a.html", "/rel/b.html", "c.html?utm_source=rss&id=3", "HTTPS://X.ORG/D#frag",
+                         "https://x.org/%7Euser/ é.html", "  https://x.org/spaced.html  ", "", "mailto:a@b.c"])
+DATES = st.one_of(st.sampled_from(["", "garbage", "Tue, 02 Jan 2024 03:04:05 GMT", "Tue, 02 Jan 2024 03:04:05 +0700",
+                                   "2024-01-02T03:04:05Z", "2024-01-02T03:04:05+07:00", "02 Jan 2024 03:04 EST"]),
+                  st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 1, 1)).map(
+                      lambda d: d.strftime("%a, %d %b %Y %H:%M:%S +0000")))
+
+
+def _xml(text: str) -> str:
+    return text if text.startswith("<![CDATA[") and "]]>" not in text[9:-3] else xml_escape(text)
+
+
+@st.composite
+def well_formed_feeds(draw: st.DrawFn) -> bytes:
+    atom = draw(st.booleans())
+    items = []
+    for _ in range(draw(st.integers(0, 4))):
+        title, link, summary = draw(FIELD_TEXT), draw(LINKS), draw(FIELD_TEXT)
+        when, changed, author, tag = draw(DATES), draw(DATES), draw(FIELD_TEXT), draw(FIELD_TEXT)
+        if atom:
+            link_element = f"<link href={quoteattr(link)}/>" if link else ""  # feedparser reads href="" as the feed's URL
+            items.append(f"<entry><title>{_xml(title)}</title>{link_element}"
+                         f"<published>{_xml(when)}</published><updated>{_xml(changed)}</updated>"
+                         f"<author><name>{_xml(author)}</name></author><summary>{_xml(summary)}</summary>"
+                         f"<category term={quoteattr(tag)}/></entry>")
+        else:
+            items.append(f"<item><title>{_xml(title)}</title><link>{_xml(link)}</link><pubDate>{_xml(when)}</pubDate>"
+                         f"<dc:date>{_xml(changed)}</dc:date><dc:creator>{_xml(author)}</dc:creator>"
+                         f"<description>{_xml(summary)}</description><category>{_xml(tag)}</category></item>")
+    title = _xml(draw(FIELD_TEXT))
+    if atom:
+        doc = f"<feed xmlns='http://www.w3.org/2005/Atom'><title>{title}</title>{''.join(items)}</feed>"
+    else:
+        doc = (f"<rss version='2.0' xmlns:dc='http://purl.org/dc/elements/1.1/'><channel><title>{title}</title>"
+               f"<ttl>{draw(st.sampled_from(['', '30', 'x']))}</ttl>{''.join(items)}</channel></rss>")
+    return ("<?xml version='1.0' encoding='utf-8'?>" + doc).encode()
+
+
+@FAST
+@example(b"<?xml version='1.0' encoding='utf-8'?><rss version='2.0' xmlns:dc='http://purl.org/dc/elements/1.1/'>"
+         b"<channel><title>T</title><item><title>A</title><link>https://x.org/a</link>"
+         b"<dc:date>2024-01-03T03:04:05+07:00</dc:date></item></channel></rss>")
+@given(well_formed_feeds())
+def test_fast_and_lenient_feed_parsers_agree(body: bytes) -> None:
+    base = "https://x.org/feeds/rss"
+    fast = _parse_well_formed(body, "application/rss+xml; charset=utf-8")
+    assert fast is not None  # every generated feed is well-formed UTF-8
+    raw, title, ttl = fast
+    try:
+        lenient = _parse_leniently(body, base, None, None)
+    except PermanentError:  # no entry with a usable link: the fast path must find none either
+        assert not [e for e in raw if e["link"] and e["link"].strip() and not e["link"].startswith("mailto:")]
+        return
+    quick = _collect(raw, base, _clean(title, MAX_TITLE_CHARS), ttl, None)
+    assert (quick.title, quick.ttl_minutes, quick.skipped) == (lenient.title, lenient.ttl_minutes, lenient.skipped)
+    assert [replace(e, guid=None) for e in quick.entries] == [replace(e, guid=None) for e in lenient.entries]
 
 
 # --- the extractor ----------------------------------------------------------------------------------------
