@@ -59,6 +59,7 @@ def poll_feed(self: Task, fid: str) -> int:
         # pace, so the article requests that follow keep the rate.
         host = urlsplit(state.url).netloc.lower()
         reserve_slot(rt.redis, s.key_prefix, host, rt.host_policy(host).interval)
+        rt.prefetch_robots(state.url)  # the site's articles, usually on the feed's host, will need it next
         outcome = poll(rt.http, state, rt.limits(s.max_feed_bytes), max_entries=s.max_feed_entries)
         log_left_out(state, outcome)
         new = fan_out(rt, state, outcome)

@@ -4,6 +4,7 @@ local extraction processes (`tasks.extractors`; pages never travel through the b
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,12 +29,16 @@ EXTRACTIONS_PER_PROCESS = 500  # recycle extraction processes to bound their mem
 ROBOTS_MEMORY_SECONDS = 60.0
 ROBOTS_IN_MEMORY = 10_000  # sites; the cache starts afresh past this
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Runtime:
     settings: Settings
     _pool: ExtractorPool | None = field(default=None, repr=False)
     _robots: dict[str, tuple[float, Protego]] = field(default_factory=dict, repr=False)
+    _robots_loading: dict[str, threading.Lock] = field(default_factory=dict, repr=False)  # one load per site at a time
+    _robots_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
@@ -66,18 +71,42 @@ class Runtime:
 
     def robots(self, url: str) -> Protego:
         """The site's robots.txt rules: from this process's memory for a minute, else from Redis (shared by all
-        workers, `INGEST_ROBOTS_TTL`), else fetched."""
+        workers, `INGEST_ROBOTS_TTL`), else fetched: by one thread of this process at a time, the others waiting
+        for its answer rather than each asking the site."""
         key = robots_url(url)
-        now = time.monotonic()
-        hit = self._robots.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        s = self.settings
-        rules = load_robots(self.redis, self.http, s.key_prefix, url, self.limits(s.max_page_bytes), s.robots_ttl)
-        if len(self._robots) > ROBOTS_IN_MEMORY:
-            self._robots.clear()
-        self._robots[key] = (now + ROBOTS_MEMORY_SECONDS, rules)
+        if (rules := self._robots_in_memory(key)) is not None:
+            return rules
+        with self._robots_lock:
+            loading = self._robots_loading.setdefault(key, threading.Lock())
+        with loading:
+            if (rules := self._robots_in_memory(key)) is not None:
+                return rules
+            s = self.settings
+            rules = load_robots(self.redis, self.http, s.key_prefix, url, self.limits(s.max_page_bytes), s.robots_ttl)
+            with self._robots_lock:
+                if len(self._robots) > ROBOTS_IN_MEMORY:
+                    self._robots.clear()
+                self._robots[key] = (time.monotonic() + ROBOTS_MEMORY_SECONDS, rules)
+                self._robots_loading.pop(key, None)
         return rules
+
+    def prefetch_robots(self, url: str) -> None:
+        """Start loading the site's robots.txt rules on a thread of their own unless this process has them, so the
+        first articles of a feed poll find them ready instead of waiting one more round trip. A failure here is
+        left for the articles' own attempt, which handles it."""
+        key = robots_url(url)
+        if self._robots_in_memory(key) is None and key not in self._robots_loading:
+            threading.Thread(target=self._prefetch_robots, args=(url,), name="robots-prefetch", daemon=True).start()
+
+    def _prefetch_robots(self, url: str) -> None:
+        try:
+            self.robots(url)
+        except Exception as exc:  # noqa: BLE001 - see prefetch_robots
+            log.debug("robots.txt prefetch failed: %s", exc, extra={"url": url})
+
+    def _robots_in_memory(self, key: str) -> Protego | None:
+        hit = self._robots.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def host_policy(self, host: str, crawl_delay: float | None = None) -> HostPolicy:
         found = self.sources.site_for(host.rsplit(":", 1)[0] if not host.endswith("]") else host)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -154,6 +156,29 @@ def test_a_page_disallowed_by_robots_is_a_failure_and_others_go_on(rt: Runtime, 
     failures = list_failures(r, rt.settings.key_prefix)
     assert [(f["url"], f["stage"], f["reason"]) for f in failures] == [(private, "fetch", "robots")]
     assert "/private/a.html" not in site.hits and site.hits["/robots.txt"] == 1
+
+
+def test_a_poll_loads_the_sites_robots_txt_while_the_feed_downloads(rt: Runtime, site: LocalSite,
+                                                                      r: redis_lib.Redis) -> None:
+    site.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
+    page = site.add("/news/a.html", PAGE)
+    feed = site.add("/rss", rss("S", site.base, [{"title": "A", "link": page}]), "text/xml")
+    assert poll_feed(Registry(r, rt.settings.key_prefix).add(feed, "S", 300)) == 1
+    deadline = time.monotonic() + 10
+    while rt._robots_in_memory(site.url("/robots.txt")) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert site.hits.get("/robots.txt") == 1
+    assert ingest_article(page, feed, "S", None) is not None  # found the rules ready: no second request
+    assert site.hits["/robots.txt"] == 1
+
+
+def test_threads_that_need_the_same_robots_txt_at_once_fetch_it_once(rt: Runtime) -> None:
+    with LocalSite(latency=0.3) as slow:
+        slow.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
+        with ThreadPoolExecutor(8) as pool:
+            rules = list(pool.map(lambda i: rt.robots(slow.url(f"/news/{i}.html")), range(8)))
+        assert slow.hits["/robots.txt"] == 1
+        assert all(not rule.can_fetch(slow.url("/private/x.html"), "news-ingest") for rule in rules)
 
 
 def test_the_same_story_under_another_url_carries_duplicate_of(rt: Runtime, site: LocalSite,
