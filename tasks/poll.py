@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from tasks import metrics
 from tasks.app import app, runtime
-from tasks.ingest import ingest_article, ingest_batch
+from tasks.ingest import ingest_article, send_batch
 from tasks.runtime import Runtime
 from worker.failures import record_failure
 from worker.politeness import reserve_slot
@@ -114,7 +114,7 @@ def fan_out(rt: Runtime, state: FeedState, outcome: PollOutcome) -> int:
             for aid in new + updated]
     if s.batch_size > 1:
         for i in range(0, len(jobs), s.batch_size):
-            ingest_batch.delay(state.url, state.section, title, jobs[i:i + s.batch_size])
+            send_batch(state.url, state.section, title, jobs[i:i + s.batch_size])
     else:
         for job in jobs:
             ingest_article.delay(job["url"], state.url, state.section, job["hints"], feed_title=title,

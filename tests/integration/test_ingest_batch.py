@@ -3,6 +3,7 @@ message, each done as news.ingest_article would; what must run again later goes 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -16,8 +17,8 @@ from celery.worker import state as worker_state
 
 from config import Settings
 from demo.site import LocalSite
-from tasks.app import configure
-from tasks.ingest import ingest_batch
+from tasks.app import ARTICLES_QUEUE, configure
+from tasks.ingest import ingest_batch, send_batch
 from tasks.runtime import Runtime
 from tasks.stack import PrivateRedis
 from tests.factories import queued_tasks
@@ -104,3 +105,14 @@ def test_a_warm_shutdown_hands_the_entries_not_begun_to_a_new_message(
     assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(u) for u in urls]) == 1
     [(name, args, _)] = queued_tasks(r)
     assert name == "news.ingest_batch" and [e["url"] for e in args[3]] == urls[1:]
+
+
+def test_a_batch_is_shown_in_monitoring_as_its_feed_and_entry_count(rt: Runtime, r: redis_lib.Redis) -> None:
+    entries = [entry(f"https://x.org/{i}.html", hints={"url": f"https://x.org/{i}.html", "summary": "S" * 5000})
+               for i in range(10)]
+    send_batch("https://x.org/rss", "World", "X", entries)
+    [raw] = r.lrange(ARTICLES_QUEUE, 0, -1)
+    headers = json.loads(raw)["headers"]
+    assert headers["argsrepr"] == "('https://x.org/rss', 'World', 'X', <10 entries>)"
+    [(name, args, _)] = queued_tasks(r)
+    assert name == "news.ingest_batch" and args[3] == entries  # the entries themselves travel whole
