@@ -4,6 +4,7 @@ local extraction processes (`tasks.extractors`; pages never travel through the b
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from protego import Protego
 from config import Settings, Sources, load_sources
 from tasks.extractors import ExtractorPool
 from worker.article import Origin
+from worker.errors import TemporaryError
 from worker.fetch import FetchLimits, make_client
 from worker.models import Extracted
 from worker.politeness import HostPolicy
@@ -33,11 +35,28 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class _Loading:
+    """A site's robots.txt rules being loaded by one thread, for the others that need them meanwhile."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    rules: Protego | None = None
+    error: BaseException | None = None
+
+    def result(self, timeout: float) -> Protego:
+        if not self.done.wait(timeout):  # the loading thread is stuck past its own deadline
+            raise TemporaryError("timeout", "robots.txt: still loading in another thread")
+        if self.error is not None:
+            raise copy.copy(self.error)  # a copy per thread: raising one object in many threads mixes tracebacks
+        assert self.rules is not None
+        return self.rules
+
+
+@dataclass
 class Runtime:
     settings: Settings
     _pool: ExtractorPool | None = field(default=None, repr=False)
     _robots: dict[str, tuple[float, Protego]] = field(default_factory=dict, repr=False)
-    _robots_loading: dict[str, threading.Lock] = field(default_factory=dict, repr=False)  # one load per site at a time
+    _robots_loading: dict[str, _Loading] = field(default_factory=dict, repr=False)  # one load per site at a time
     _robots_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -71,24 +90,35 @@ class Runtime:
 
     def robots(self, url: str) -> Protego:
         """The site's robots.txt rules: from this process's memory for a minute, else from Redis (shared by all
-        workers, `INGEST_ROBOTS_TTL`), else fetched: by one thread of this process at a time, the others waiting
-        for its answer rather than each asking the site."""
+        workers, `INGEST_ROBOTS_TTL`), else fetched. One thread of this process loads a site's rules at a time;
+        the others that need them meanwhile wait for that answer, or its error, rather than each asking the site
+        (one after the other, on a site that never answers)."""
         key = robots_url(url)
         if (rules := self._robots_in_memory(key)) is not None:
             return rules
         with self._robots_lock:
-            loading = self._robots_loading.setdefault(key, threading.Lock())
-        with loading:
-            if (rules := self._robots_in_memory(key)) is not None:
-                return rules
+            loading = self._robots_loading.get(key)
+            mine = loading is None
+            if loading is None:
+                loading = self._robots_loading[key] = _Loading()
+        if not mine:
+            return loading.result(self.settings.total_timeout + 5)
+        try:
             s = self.settings
-            rules = load_robots(self.redis, self.http, s.key_prefix, url, self.limits(s.max_page_bytes), s.robots_ttl)
+            loading.rules = load_robots(self.redis, self.http, s.key_prefix, url, self.limits(s.max_page_bytes),
+                                        s.robots_ttl)
             with self._robots_lock:
                 if len(self._robots) > ROBOTS_IN_MEMORY:
                     self._robots.clear()
-                self._robots[key] = (time.monotonic() + ROBOTS_MEMORY_SECONDS, rules)
+                self._robots[key] = (time.monotonic() + ROBOTS_MEMORY_SECONDS, loading.rules)
+            return loading.rules
+        except BaseException as exc:
+            loading.error = exc
+            raise
+        finally:
+            with self._robots_lock:
                 self._robots_loading.pop(key, None)
-        return rules
+            loading.done.set()
 
     def prefetch_robots(self, url: str) -> None:
         """Start loading the site's robots.txt rules on a thread of their own unless this process has them, so the

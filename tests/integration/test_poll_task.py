@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from tasks.ingest import ingest_article, ingest_batch
 from tasks.poll import poll_feed, schedule_due_feeds
 from tasks.runtime import Runtime
 from tests.factories import queued_tasks, queued_urls
+from worker.errors import TemporaryError
 from worker.failures import list_failures
 from worker.models import Article
 from worker.registry import GONE, Registry
@@ -179,6 +182,38 @@ def test_threads_that_need_the_same_robots_txt_at_once_fetch_it_once(rt: Runtime
             rules = list(pool.map(lambda i: rt.robots(slow.url(f"/news/{i}.html")), range(8)))
         assert slow.hits["/robots.txt"] == 1
         assert all(not rule.can_fetch(slow.url("/private/x.html"), "news-ingest") for rule in rules)
+
+
+def test_threads_waiting_for_a_site_that_never_answers_share_one_attempt_and_its_error(
+        settings: Settings) -> None:
+    rt = configure(settings.model_copy(update={"connect_timeout": 1, "read_timeout": 1, "total_timeout": 2}))
+    listener, held = socket.socket(), []
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepting = threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True)
+    accepting.start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(6) as pool:
+            errors = list(pool.map(lambda i: _error_of(lambda: rt.robots(f"{base}/news/{i}.html")), range(6)))
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+        configure(settings)
+    assert all(isinstance(e, TemporaryError) and e.reason == "timeout" for e in errors), errors
+    assert len(held) == 1  # one connection to the site: the other threads waited for its answer
+    assert elapsed < 5  # together, not one after the other (6 x 2 s)
+
+
+def _error_of(call: Callable[[], object]) -> BaseException | None:
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - returned for the test to look at
+        return exc
+    return None
 
 
 def test_the_same_story_under_another_url_carries_duplicate_of(rt: Runtime, site: LocalSite,
