@@ -77,7 +77,8 @@ def _entry(raw: Any, base_url: str) -> FeedEntry | None:
     return FeedEntry(
         url=url,
         title=_clean(raw.get("title"), MAX_TITLE_CHARS),
-        published_at=raw.get("_published") or _when(raw, "published") or raw.get("_updated") or _when(raw, "updated"),
+        published_at=(raw.get("_published") or _when(raw, "published")
+                      or raw.get("_updated") or _when(raw, "updated")),
         updated_at=raw.get("_updated") or _when(raw, "updated"),
         author=_clean(raw.get("author"), MAX_AUTHOR_CHARS),
         summary=_clean(raw.get("summary"), MAX_SUMMARY_CHARS),
@@ -143,9 +144,9 @@ def _is_utf8(body: bytes, content_type: str | None) -> bool:
     """Declared UTF-8, or not declared at all (XML's default), and decodes as such."""
     charset = re.search(r"charset\s*=\s*\"?([\w.:-]+)", content_type or "", re.I)
     declared = _DECLARED_ENCODING.match(body[:200])
-    for name in (charset.group(1).lower() if charset else None, declared.group(1).decode("latin-1").lower() if declared else None):
-        if name is not None and name.replace("_", "-") not in ("utf-8", "utf8"):
-            return False
+    names = (charset.group(1) if charset else None, declared.group(1).decode("latin-1") if declared else None)
+    if any(name is not None and name.lower().replace("_", "-") not in ("utf-8", "utf8") for name in names):
+        return False
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
@@ -187,8 +188,9 @@ def _parse_well_formed(body: bytes, content_type: str | None) -> tuple[list[dict
     updated = ([_json_when(e.get("updated")) for e in entries] if kind == "feed"
                else _rss_updated(root, len(entries)))
     raw = [{"link": e.get("link"), "id": e.get("id"), "title": e.get("title"), "author": e.get("author"),
-            "summary": e.get("description"), "tags": e.get("tags") or (), "_published": _json_when(e.get("published")),
-            "_updated": when} for e, when in zip(entries, updated, strict=True)]
+            "summary": e.get("description"), "tags": e.get("tags") or (),
+            "_published": _json_when(e.get("published")), "_updated": when}
+           for e, when in zip(entries, updated, strict=True)]
     ttl = root.findtext("channel/ttl")
     return raw, parsed.feed.get("title"), int(ttl) if ttl and ttl.strip().isdigit() else None
 

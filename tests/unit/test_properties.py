@@ -195,7 +195,8 @@ def well_formed_feeds(draw: st.DrawFn) -> bytes:
         title, link, summary = draw(FIELD_TEXT), draw(LINKS), draw(FIELD_TEXT)
         when, changed, author, tag = draw(DATES), draw(DATES), draw(FIELD_TEXT), draw(FIELD_TEXT)
         if atom:
-            link_element = f"<link href={quoteattr(link)}/>" if link else ""  # feedparser reads href="" as the feed's URL
+            # No link element rather than href="", which feedparser reads as the feed's own URL.
+            link_element = f"<link href={quoteattr(link)}/>" if link else ""
             items.append(f"<entry><title>{_xml(title)}</title>{link_element}"
                          f"<published>{_xml(when)}</published><updated>{_xml(changed)}</updated>"
                          f"<author><name>{_xml(author)}</name></author><summary>{_xml(summary)}</summary>"
