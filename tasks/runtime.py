@@ -99,7 +99,7 @@ class Runtime:
         with self._robots_lock:
             loading = self._robots_loading.get(key)
             mine = loading is None
-            if loading is None:
+            if mine:
                 loading = self._robots_loading[key] = _Loading()
         if not mine:
             return loading.result(self.settings.total_timeout + 5)

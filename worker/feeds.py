@@ -11,6 +11,7 @@ Text fields are cut to a bounded length, since every entry travels in a task mes
 from __future__ import annotations
 
 import calendar
+import codecs
 import html
 import json
 import re
@@ -97,7 +98,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json_when(value: Any) -> datetime | None:
+def _date_when(value: Any) -> datetime | None:
     """An ISO 8601 date (JSON Feed's, fastfeedparser's, W3CDTF) or, failing that, an RFC 822 one, in UTC; None if
     it is neither."""
     if not isinstance(value, str):
@@ -131,21 +132,27 @@ def _parse_json_feed(body: bytes, base_url: str, max_entries: int | None) -> Par
             "link": _text(item.get("url")) or _text(item.get("external_url")) or "", "id": _text(item.get("id")),
             "title": _text(item.get("title")), "summary": _text(item.get("summary")) or _text(item.get("content_text")),
             "author": name, "tags": [{"term": t} for t in tags if isinstance(t, str)],
-            "_published": _json_when(item.get("date_published")), "_updated": _json_when(item.get("date_modified")),
+            "_published": _date_when(item.get("date_published")), "_updated": _date_when(item.get("date_modified")),
         })
     return _collect(raw, base_url, _clean(_text(data.get("title")), MAX_TITLE_CHARS), None, None, max_entries)
 
 
-_DECLARED_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*encoding\s*=\s*["']([^"']*)["']""")
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']*)["']""", re.I)
+_UTF8 = ("utf-8", "utf8")
 _STRICT_XML = etree.XMLParser(recover=False, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _xml_encoding(head: bytes) -> str | None:
+    """The encoding named in the XML declaration at the start of `head`, lowercased; None if there is none."""
+    declared = _DECLARED_ENCODING.match(head)
+    return declared.group(1).decode("latin-1").lower() if declared else None
 
 
 def _is_utf8(body: bytes, content_type: str | None) -> bool:
     """Declared UTF-8, or not declared at all (XML's default), and decodes as such."""
     charset = re.search(r"charset\s*=\s*\"?([\w.:-]+)", content_type or "", re.I)
-    declared = _DECLARED_ENCODING.match(body[:200])
-    names = (charset.group(1) if charset else None, declared.group(1).decode("latin-1") if declared else None)
-    if any(name is not None and name.lower().replace("_", "-") not in ("utf-8", "utf8") for name in names):
+    names = (charset.group(1).lower() if charset else None, _xml_encoding(body[:200].removeprefix(codecs.BOM_UTF8)))
+    if any(name is not None and name.replace("_", "-") not in _UTF8 for name in names):
         return False
     try:
         body.decode("utf-8")
@@ -166,7 +173,7 @@ def _rss_updated(root: Any, count: int) -> list[datetime | None]:
     items = next((found for path in _RSS_ITEMS if (found := root.findall(path))), [])
     if len(items) != count:
         return [None] * count
-    return [_json_when(next((t.strip() for tag in _RSS_UPDATED if (t := item.findtext(tag))), None))
+    return [_date_when(next((t.strip() for tag in _RSS_UPDATED if (t := item.findtext(tag))), None))
             for item in items]
 
 
@@ -177,6 +184,8 @@ def _parse_well_formed(body: bytes, content_type: str | None) -> tuple[list[dict
     if b"xml:base" in body or b"<!ENTITY" in body or not _is_utf8(body, content_type):
         return None
     try:
+        # Parsed twice, ~0.1 ms: the strict parse decides what is well-formed (fastfeedparser recovers silently,
+        # where feedparser would report the problem) and gives the TTL and RSS `updated` dates.
         root = etree.fromstring(body, _STRICT_XML)
         kind = etree.QName(root).localname
         parsed = fastfeedparser.parse(body, include_media=False, include_enclosures=False)
@@ -185,23 +194,20 @@ def _parse_well_formed(body: bytes, content_type: str | None) -> tuple[list[dict
     if kind not in ("rss", "feed", "RDF"):
         return None
     entries = parsed.entries
-    updated = ([_json_when(e.get("updated")) for e in entries] if kind == "feed"
+    updated = ([_date_when(e.get("updated")) for e in entries] if kind == "feed"
                else _rss_updated(root, len(entries)))
     raw = [{"link": e.get("link"), "id": e.get("id"), "title": e.get("title"), "author": e.get("author"),
             "summary": e.get("description"), "tags": e.get("tags") or (),
-            "_published": _json_when(e.get("published")), "_updated": when}
+            "_published": _date_when(e.get("published")), "_updated": when}
            for e, when in zip(entries, updated, strict=True)]
     ttl = root.findtext("channel/ttl")
     return raw, parsed.feed.get("title"), int(ttl) if ttl and ttl.strip().isdigit() else None
 
 
-_DECLARED_UTF8 = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']utf-?8["']""", re.I)
-
-
 def _repair_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
     """A feed declared UTF-8 with a few invalid bytes: replace just those. Left to feedparser, one bad byte
     makes it re-decode the whole document in a legacy charset, garbling every Vietnamese title."""
-    declared = _DECLARED_UTF8.match(body[:200]) or "utf-8" in (content_type or "").lower().replace("utf8", "utf-8")
+    declared = _xml_encoding(body[:200]) in _UTF8 or "utf-8" in (content_type or "").lower().replace("utf8", "utf-8")
     if not declared:
         return body, None
     try:

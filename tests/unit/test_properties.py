@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from worker.errors import IngestError, PermanentError
 from worker.extract import extract_article
-from worker.feeds import MAX_TITLE_CHARS, _clean, _collect, _parse_leniently, _parse_well_formed, parse_feed
+from worker.feeds import _parse_leniently, _parse_well_formed, parse_feed
 from worker.urls import canonical_url
 
 FAST = settings(max_examples=300, deadline=None, derandomize=True, database=None,
@@ -220,16 +220,15 @@ def well_formed_feeds(draw: st.DrawFn) -> bytes:
          b"<dc:date>2024-01-03T03:04:05+07:00</dc:date></item></channel></rss>")
 @given(well_formed_feeds())
 def test_fast_and_lenient_feed_parsers_agree(body: bytes) -> None:
-    base = "https://x.org/feeds/rss"
-    fast = _parse_well_formed(body, "application/rss+xml; charset=utf-8")
-    assert fast is not None  # every generated feed is well-formed UTF-8
-    raw, title, ttl = fast
+    base, content_type = "https://x.org/feeds/rss", "application/rss+xml; charset=utf-8"
+    fast = _parse_well_formed(body, content_type)
+    assert fast is not None  # every generated feed is well-formed UTF-8, so parse_feed reads it this way
     try:
         lenient = _parse_leniently(body, base, None, None)
     except PermanentError:  # no entry with a usable link: the fast path must find none either
-        assert not [e for e in raw if e["link"] and e["link"].strip() and not e["link"].startswith("mailto:")]
+        assert not [e for e in fast[0] if e["link"] and e["link"].strip() and not e["link"].startswith("mailto:")]
         return
-    quick = _collect(raw, base, _clean(title, MAX_TITLE_CHARS), ttl, None)
+    quick = parse_feed(body, base, content_type)
     assert (quick.title, quick.ttl_minutes, quick.skipped) == (lenient.title, lenient.ttl_minutes, lenient.skipped)
     assert [replace(e, guid=None) for e in quick.entries] == [replace(e, guid=None) for e in lenient.entries]
 
