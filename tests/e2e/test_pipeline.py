@@ -94,7 +94,12 @@ def test_feeds_to_stream_exactly_once(settings: Settings, worker: None, site: Lo
     assert reasons == {missing: ("fetch", "http_404"), pdf: ("fetch", "not_html"), home: ("extract", "listing_page")}
     assert site.hits["/phap-luat/c.html"] == 2  # retried after the 503
     state = reg.get(fid_one)
-    assert state is not None and state.last_result == "ok" and state.articles_found == 5
+    assert state is not None and state.last_result == "ok"
+    # Both feeds list A and are polled side by side: A counts for whichever poll saw it first, or for both when
+    # they overlap (seen marks are written after the enqueue, so a crash cannot lose an entry). The entries only
+    # one feed lists always count: B, Missing, PDF and Home in one, C in two.
+    counts = {f.url: f.articles_found for f in reg.all()}
+    assert 4 <= counts[one] <= 5 and 1 <= counts[two] <= 2 and counts[one] + counts[two] >= 6
 
     # Polling again finds nothing new: no fetches, no entries, no failures.
     hits = dict(site.hits)
