@@ -166,11 +166,10 @@ def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spar
             "feeds": [{"url": u, "interval": args.poll_seconds, "min_interval": args.poll_seconds,
                        "max_interval": args.poll_seconds} for u in site.feed_urls],
             "sites": {"127.0.0.1": {"name": "Bench", "rate_limit": 10_000, "max_concurrency": 1000}}}))
-        env = {**os.environ, "INGEST_FEEDS_FILE": str(d / "feeds.yaml"), "INGEST_VAR_DIR": str(d),
-               "INGEST_ALLOW_PRIVATE_NETWORKS": "true", "INGEST_TICK_SECONDS": "0.5", "INGEST_LOG_LEVEL": "WARNING",
-               **dict(kv.split("=", 1) for kv in args.env)}
-        server = PrivateRedis(d / "redis", free_port(), sched_batch=load_settings(env).sched_batch).start()
-        env["REDIS_URL"] = server.url  # as `ingest run` does with its private Redis
+        server = PrivateRedis(d / "redis", free_port()).start()
+        env = {**os.environ, "REDIS_URL": server.url, "INGEST_FEEDS_FILE": str(d / "feeds.yaml"),
+               "INGEST_VAR_DIR": str(d), "INGEST_ALLOW_PRIVATE_NETWORKS": "true", "INGEST_TICK_SECONDS": "0.5",
+               "INGEST_LOG_LEVEL": "WARNING", **dict(kv.split("=", 1) for kv in args.env)}
         settings, client = load_settings(env), redis.Redis.from_url(server.url, decode_responses=True)
         on_stream = lambda: client.xlen(settings.stream) + client.xlen(failures_key(settings.key_prefix))  # noqa: E731
         log, t_start = (d / "stack.log").open("wb"), time.time()

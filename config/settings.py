@@ -66,9 +66,6 @@ class Settings(BaseModel):
     max_defer: float = Field(60.0, gt=0)  # longest single deferral of a task waiting for its host's turn
 
     fetch_concurrency: int = Field(32, ge=1)
-    # The worker's threads, the scheduler and the private Redis run under SCHED_BATCH (Linux): waking up, they
-    # wait for the extraction on their core to end its time slice instead of preempting it (tasks.cpu).
-    sched_batch: bool = True
     # New entries of one feed poll sent to the workers in one message (news.ingest_batch); 1: one
     # news.ingest_article message per entry, as versions before the batch task did.
     batch_size: int = Field(10, ge=1)

@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from config import Settings, SettingsError, SourcesError, load_settings, load_sources
-from tasks.cpu import yield_to_extraction
 
 
 def _settings(config: str | None = None, **overrides: Any) -> Settings:
@@ -78,8 +77,7 @@ def run(config: str | None) -> None:
         if settings.uses_private_redis:
             if not redis_answers(settings.redis_url):
                 try:
-                    private = PrivateRedis(settings.var_dir / "redis", settings.private_redis_port,
-                                           sched_batch=settings.sched_batch).start()
+                    private = PrivateRedis(settings.var_dir / "redis", settings.private_redis_port).start()
                 except StackError as exc:
                     raise click.ClickException(str(exc)) from None
                 click.echo(f"started private redis-server on {private.url} (data in {settings.var_dir / 'redis'})")
@@ -108,8 +106,6 @@ def run(config: str | None) -> None:
 def scheduler(config: str | None, metrics_port: int | None) -> None:
     """Celery beat: seeds feeds from the config, then enqueues due feeds every tick."""
     settings = _settings(config)
-    if settings.sched_batch:
-        yield_to_extraction()  # before any thread starts: they inherit it
     n = _seed_feeds(settings)
     click.echo(f"scheduler: {n} feeds from {settings.feeds_file}")
     from tasks.app import app, runtime
@@ -131,8 +127,6 @@ def scheduler(config: str | None, metrics_port: int | None) -> None:
 def worker(concurrency: int | None, queues: str, name: str | None, metrics_port: int | None) -> None:
     """Celery worker: I/O tasks on threads, extraction in a local pool of processes."""
     settings = _settings()
-    if settings.sched_batch:
-        yield_to_extraction()  # before any thread starts: Celery's, and the extraction processes, inherit it
     _runtime(settings)
     from tasks.app import QUEUES, app
     from tasks.metrics import serve

@@ -17,7 +17,6 @@ import urllib3
 from protego import Protego
 
 from config import Settings, Sources, load_sources
-from tasks.cpu import start_extraction
 from tasks.extractors import ExtractorPool
 from worker.article import Origin
 from worker.errors import TemporaryError
@@ -173,9 +172,11 @@ class Runtime:
     def _extractors(self) -> ExtractorPool:
         with self._lock:
             if self._pool is None:
+                from worker.extract import warm
+
                 s = self.settings
                 self._pool = ExtractorPool(s.extract_processes, s.extract_timeout, EXTRACTIONS_PER_PROCESS,
-                                           initializer=start_extraction)
+                                           initializer=warm)
             return self._pool
 
     def warm_up(self) -> None:

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import redis
 
-from tasks.cpu import yield_to_extraction
-
 SCHEDULER_CMD = ["scheduler"]
 WORKER_CMD = ["worker"]
 
@@ -42,13 +40,11 @@ def redis_answers(url: str, timeout: float = 0.5) -> bool:
 
 @dataclass
 class PrivateRedis:
-    """A redis-server of our own, append-only, data in `data_dir`, under SCHED_BATCH unless `sched_batch` is false
-    (`tasks.cpu`: it wakes for every command). Stopped with `stop()`."""
+    """A redis-server of our own, append-only, data in `data_dir`. Stopped with `stop()`."""
 
     data_dir: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
-    sched_batch: bool = True
 
     @property
     def url(self) -> str:
@@ -68,8 +64,6 @@ class PrivateRedis:
              "--logfile", "redis.log"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        if self.sched_batch:
-            yield_to_extraction(self.proc.pid)  # its main thread; the threads it starts later inherit it
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
