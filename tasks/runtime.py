@@ -27,7 +27,7 @@ from worker.registry import Registry
 from worker.robots import load_robots, robots_url
 from worker.stream import Retention
 
-EXTRACTIONS_PER_PROCESS = 500  # recycle extraction processes to bound their memory
+EXTRACTIONS_PER_PROCESS = 20_000  # a backstop: they are replaced on their memory (`extract_max_memory_mb`)
 ROBOTS_MEMORY_SECONDS = 60.0
 ROBOTS_IN_MEMORY = 10_000  # sites; the cache starts afresh past this
 
@@ -176,7 +176,7 @@ class Runtime:
 
                 s = self.settings
                 self._pool = ExtractorPool(s.extract_processes, s.extract_timeout, EXTRACTIONS_PER_PROCESS,
-                                           initializer=warm)
+                                           initializer=warm, max_rss=s.extract_max_memory_mb * 2**20)
             return self._pool
 
     def warm_up(self) -> None:

@@ -94,3 +94,31 @@ def test_close_lets_the_pages_in_flight_finish_then_ends_the_processes(pools: li
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     with pytest.raises(TemporaryError):
         pool.run(job)
+
+
+_HELD: list[bytearray] = []
+
+
+def hold(megabytes: int) -> int:
+    """Runs in an extraction process: keeps `megabytes` MiB allocated (and touched) for the process's lifetime."""
+    _HELD.append(bytearray(megabytes * 2**20))
+    return os.getpid()
+
+
+def test_a_process_whose_memory_passes_max_rss_is_replaced_after_its_page(pools: list[ExtractorPool]) -> None:
+    pool = make(pools)
+    first = pool.run(hold, 10)
+    old = psutil.Process(first)
+    pool.max_rss = old.memory_info().rss + 100 * 2**20  # the limit, 100 MiB above what the process holds now
+    assert pool.run(hold, 10) == first  # under the limit: the same process
+    assert pool.run(hold, 150) == first  # the page that passes the limit still gets its answer
+    second = pool.run(job)[0]
+    assert second != first and pool.pids() == [second]
+    old.wait(10)  # the full one exits
+    assert pool.run(hold, 10) == second
+
+
+def test_without_max_rss_memory_does_not_replace_a_process(pools: list[ExtractorPool]) -> None:
+    pool = make(pools)
+    first = pool.run(hold, 150)
+    assert pool.run(job)[0] == first
