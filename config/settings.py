@@ -65,7 +65,7 @@ class Settings(BaseModel):
     robots_ttl: int = Field(86400, ge=60)  # seconds a site's robots.txt is cached
     max_defer: float = Field(60.0, gt=0)  # longest single deferral of a task waiting for its host's turn
 
-    fetch_concurrency: int = Field(32, ge=1)
+    fetch_concurrency: int = Field(64, ge=1)
     # New entries of one feed poll sent to the workers in one message (news.ingest_batch); 1: one
     # news.ingest_article message per entry, as versions before the batch task did.
     batch_size: int = Field(10, ge=1)

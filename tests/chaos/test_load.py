@@ -5,8 +5,9 @@ every article is on the stream or recorded as a failure. None lost, none twice, 
 Memory bounds: peak RSS (the kernel's high-water mark) of any one process of a type. Measured on 2 shared vCPU,
 2026-11-24, at 300 articles / 10,000 (bench/load.py): scheduler 71 / 71 MB, worker 130 / 173 MB, extraction 188 /
 199 MB (21 processes in turn), Redis 19 / 133 MB. Nothing in the scheduler, the worker or an extraction process
-holds per-article state: the worker holds at most INGEST_FETCH_CONCURRENCY pages (32 here; the largest page is
-1.4 MB) and its prefetched messages, and an extraction process is replaced after 500 pages (tasks/runtime.py). So
+holds per-article state: the worker holds at most INGEST_FETCH_CONCURRENCY pages (64 by default, 32 when measured;
+the largest page is 1.4 MB) and its prefetched messages, and an extraction process is replaced after 500 pages
+(since 2026-11-25: when its memory passes INGEST_EXTRACT_MAX_MEMORY_MB, tasks/extractors.py). So
 one bound per type serves both sizes, 1.7 to 2 times the largest peak measured: what fails it is a leak or an
 unbounded buffer, not noise. Redis is the one store that grows by design (the stream keeps every article), so its
 bound is a fixed base plus a budget per article: 8.3 KB measured at 10,000 (the stream's entry, the article's JSON,
