@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import threading
@@ -66,9 +65,10 @@ def _serve(conn: Connection, initializer: Callable[[], object] | None) -> None:
 
 
 def _fix_mmap_threshold() -> None:
-    name = ctypes.util.find_library("c")
+    # The process's own symbols include the C library's: no `ctypes.util.find_library`, which runs `ldconfig -p`
+    # (12 ms at every start).
     try:
-        ctypes.CDLL(name).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     except (OSError, AttributeError, TypeError):  # not glibc (no mallopt): its own allocator's defaults
         pass
 
