@@ -16,11 +16,11 @@ process. A process is replaced when it died, when its resident memory after a pa
 after `max_tasks` pages; a new one runs `initializer` (the warm-up) before its first page.
 
 Memory. A process's resident memory grows over its first few hundred pages to the high-water mark of the largest
-ones, then stays there (real pages: 145 MB warm, 203 MB after 500 pages, the same after 4,000). Starting a process
+ones, then stays there (real pages: 145 MiB warm, 203 MiB after 500 pages, the same after 4,000). Starting a process
 again costs about 0.85 s of CPU, so replacing it every few hundred pages "to bound its memory" cost more than a
 tenth of the extraction's CPU; it is replaced on its measured memory instead. Allocations of 128 KiB and more (a
 page's text and buffers) get their own mapping, returned to the system when freed, rather than glibc's default
-threshold, which rises after such frees and leaves them in the heap: 195 MB instead of 203, at the same speed.
+threshold, which rises after such frees and leaves them in the heap: 195 MiB instead of 203, at the same speed.
 """
 
 from __future__ import annotations
