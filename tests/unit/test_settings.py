@@ -69,3 +69,11 @@ def test_unreadable_or_broken_yaml(tmp_path: Path) -> None:
     bad.write_text("feeds: [\n")
     with pytest.raises(SourcesError, match="YAML"):
         load_sources(bad)
+
+
+def test_task_events_off_unless_asked() -> None:
+    from tasks.app import celery_config
+
+    off, on = celery_config(load_settings({})), celery_config(load_settings({"INGEST_TASK_EVENTS": "true"}))
+    assert (off["worker_send_task_events"], off["task_send_sent_event"]) == (False, False)
+    assert (on["worker_send_task_events"], on["task_send_sent_event"]) == (True, True)
