@@ -256,7 +256,6 @@ class ExtractorPool:
             else:
                 self._room.notify()
 
-
     def _spent(self, extractor: _Extractor) -> bool:
         """It takes no new page: it has had its `max_tasks` pages, or its memory passed `max_rss`."""
         return extractor.full or extractor.sent >= self.max_tasks
