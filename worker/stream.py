@@ -23,10 +23,12 @@ from worker.models import Article
 
 EVENT_CREATED = "article.created"
 EVENT_UPDATED = "article.updated"
+_JSON_END = ',"revision":1}'  # how an Article's JSON ends when its revision is 1: the model's last field
 
 # KEYS: marker, stream. ARGV: trim kind (MAXLEN|MINID), trim value, marker ttl, content hash, then field pairs
-# in which the values of `event` and `revision`, and the JSON's closing `"revision":1` (the model's last field),
-# are placeholders the script fills in.
+# in which the values of `event` and `revision` are placeholders the script fills in, and `article` is the JSON
+# cut just before the value of `"revision":` (the model's last field), which the script appends with the closing
+# brace. (A `string.gsub` over the whole JSON took Redis ~85 us an article, half its time in this script.)
 _PUBLISH = """
 local old_hash = redis.call('HGET', KEYS[1], 'hash')
 if old_hash == ARGV[4] then return {0, redis.call('HGET', KEYS[1], 'entry'), 0} end
@@ -41,7 +43,7 @@ for i = 5, #ARGV, 2 do
   local name, value = ARGV[i], ARGV[i + 1]
   if name == 'event' then value = event
   elseif name == 'revision' then value = tostring(revision)
-  elseif name == 'article' then value = string.gsub(value, ',"revision":1}$', ',"revision":' .. revision .. '}')
+  elseif name == 'article' then value = value .. revision .. '}'
   end
   fields[#fields + 1] = name
   fields[#fields + 1] = value
@@ -104,6 +106,9 @@ def publish_article(
 ) -> Published:
     """Add the article unless this version is already on the stream. Safe to call any number of times."""
     fields = stream_fields(article.model_copy(update={"revision": 1}))
+    if not fields["article"].endswith(_JSON_END):
+        raise ValueError(f"an article's JSON must end with {_JSON_END!r} (worker.models.Article)")
+    fields["article"] = fields["article"][:-2]  # the script appends the revision and "}"
     kind, value = retention.trim_args()
     argv: list[str | int] = [kind, value, marker_ttl, content_hash(article)]
     for name, field_value in fields.items():
