@@ -33,26 +33,21 @@ return found
 """
 
 
-_BIT = [bytes((value >> i) & 1 for value in range(256)) for i in range(8)]  # byte -> its bit i, as 0/1
-
-
 def simhash(text: str) -> int | None:
     """64-bit SimHash of the text's word 3-shingles, or None for a text too short to judge.
 
-    Bit b is set when more than half of the shingles' xxh64 hashes (big-endian) have it set. The counting runs
-    column by column over the packed digests (translate + count, in C), not bit by bit in Python."""
+    Bit b is set when more than half of the shingles' xxh64 hashes have it set. The bits are counted by numpy over
+    the packed big-endian digests: column j of the unpacked bits is bit 63 - j of every hash (a seventh of the
+    time of 64 passes of translate + count, and a third of the whole hash: 0.4 ms a page here, not 0.6)."""
+    import numpy as np  # only extraction processes hash texts; loaded there already (py3langid)
+
     words = _WORD.findall(text.lower())
     if len(words) < MIN_WORDS:
         return None
     digest = xxhash.xxh64_digest
     digests = b"".join([digest(f"{a} {b} {c}".encode()) for a, b, c in zip(words, words[1:], words[2:], strict=False)])
-    half, h = len(digests) // 16, 0
-    for k in range(8):  # byte k of each digest holds bits 8 * (7 - k) ... + 7 of its hash
-        column = digests[k::8]
-        for i in range(8):
-            if column.translate(_BIT[i]).count(1) > half:
-                h |= 1 << (8 * (7 - k) + i)
-    return h
+    counts = np.unpackbits(np.frombuffer(digests, np.uint8)).reshape(-1, 64).sum(axis=0, dtype=np.uint32)
+    return int.from_bytes(np.packbits(counts > len(digests) // 16).tobytes(), "big")
 
 
 def _band_keys(prefix: str, h: int) -> list[str]:
