@@ -18,7 +18,8 @@ under light load (`--light` articles added after the bulk, LIGHT_GAP s apart). F
 (5; in production every 60 s or more, adaptive): every second, the polls were as many Celery messages as the bulk's.
 psutil samples the stack twice a second: peak RSS/PSS per process type, peak PSS of scheduler + worker +
 extraction (Redis apart), CPU ms per article (first poll to last XADD) per type and for the rest of the machine
-("others": it is shared, so read figures as ratios to the same run's ceiling). Last line(s), medians over
+("others": it is shared, so read figures as ratios to the same run's ceiling); and Redis's command time per
+article over the whole run (`INFO commandstats`; one thread serves every worker). Last line(s), medians over
 `--repeat`: `throughput: pipeline=X/s ceiling=Y/s ratio=Z naive=W/s latency_ms=L` (L: light-load p50).
 """
 
@@ -81,6 +82,15 @@ def _extract(job: tuple[bytes, str]) -> bool:
         return bool(extract_article(decode_html(job[0]), job[1]))
     except IngestError:
         return False
+
+
+def redis_time(commandstats: dict[str, dict[str, float]], n: int, top: int = 3) -> tuple[float, str]:
+    """Redis's command time per article (us), and the `top` commands by time with their share of it, from
+    `INFO commandstats` (Redis runs every worker's commands on one thread: this sets a cluster's limit)."""
+    usec = {name.removeprefix("cmdstat_"): stats["usec"] for name, stats in commandstats.items()}
+    total = sum(usec.values())
+    lead = sorted(usec.items(), key=lambda kv: -kv[1])[:top]
+    return total / max(n, 1), ", ".join(f"{name} {100 * t / total:.0f}%" for name, t in lead) if total else ""
 
 
 def ceiling(pool: Any, jobs: list[tuple[bytes, str]]) -> tuple[float, float]:
@@ -200,6 +210,7 @@ def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spar
             stack.stop()
             sampler.done.set()
             log.close()
+        commandstats: Any = client.info("commandstats")  # the whole run: cold start and light load too
         entries: list[Any] = client.xrange(settings.stream)  # type: ignore[assignment]
         fails: list[Any] = client.xrange(failures_key(settings.key_prefix))  # type: ignore[assignment]
         failures = Counter(f"{f['stage']}/{f['reason']}" for _, f in fails)
@@ -219,6 +230,7 @@ def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spar
         **{f"{k}_p{q}": percentile(v, q) for k, v in (("load", load), ("light", quiet)) for q in (50, 95)},
         "rss": sampler.rss, "pss": sampler.pss, "stack_pss": sampler.stack_pss, "cpu_ms": cpu,
         "busy": (cpu1["machine"] - cpu0["machine"]) / (wall * PROCS),
+        "redis_us": redis_time(commandstats, n + len(light)),
     }
 
 
@@ -256,7 +268,8 @@ def report(r: dict[str, Any], n: int) -> None:
           f"under load p50 {r['load_p50']:.0f} p95 {r['load_p95']:.0f}\n"
           f"  peak MB RSS/PSS: {mem}; stack PSS (Redis apart) {r['stack_pss']:.0f}\n"
           f"  CPU ms/article: {cpu}; ours {sum(cpu_ms.values()) - cpu_ms['others']:.1f}, "
-          f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%", flush=True)
+          f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%\n"
+          f"  Redis command time: {r['redis_us'][0]:.0f} us/article ({r['redis_us'][1]})", flush=True)
     for name in PEERS:
         if (p := r.get(name)) is not None:
             print(f"  {name:11s} {p['rate']:6.1f}/s  {p['rate'] / c:.2f}  ({p['threads']} threads; {p['articles']}/{n} with "

@@ -36,3 +36,11 @@ def test_latency_is_xadd_ms_minus_poll_seconds_for_urls_with_both() -> None:
     xadds = {"http://a/1": 1_000_250, "http://a/2": 1_001_000, "http://a/9": 5}  # XADD times, ms
     got = bench.latencies_ms(found, xadds, ["http://a/1", "http://a/2", "http://a/3", "http://a/9"])
     assert got == pytest.approx([250.0, 500.0])  # a/3 never published, a/9 never seen polled: left out
+
+
+def test_redis_time_is_command_usec_per_article_with_the_leading_commands() -> None:
+    stats = {"cmdstat_eval": {"calls": 30, "usec": 3000.0}, "cmdstat_xadd": {"calls": 10, "usec": 600.0},
+             "cmdstat_get": {"calls": 100, "usec": 400.0}}
+    per_article, lead = bench.redis_time(stats, 10, top=2)
+    assert per_article == 400.0 and lead == "eval 75%, xadd 15%"
+    assert bench.redis_time({}, 10) == (0.0, "")
