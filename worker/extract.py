@@ -30,6 +30,7 @@ from worker.content import find_content
 from worker.errors import NotAnArticle
 from worker.models import Extracted, Image
 from worker.neardup import simhash
+from worker.stream import text_hash
 
 EXTRACTOR_NAME = "trafilatura"
 EXTRACTOR_VERSION = trafilatura.__version__  # worker.article reads the same from package metadata
@@ -218,11 +219,13 @@ def extract_article(html: str, url: str | None = None, drop: tuple[str, ...] = (
 
 
 def extract_page(body: bytes, content_type: str | None, url: str, drop: tuple[str, ...] = ()) -> Extracted:
-    """Decode fetched bytes, extract them, and fingerprint the text for near-duplicates: what an extraction process
-    runs, so the page crosses the process boundary once, as bytes, and this CPU stays off the fetching threads
-    (the worker's main process, where it would wait for the GIL among them)."""
+    """Decode fetched bytes, extract them, and fingerprint the text (for near-duplicates, and for telling a changed
+    version from the same one): what an extraction process runs, so the page crosses the process boundary once,
+    as bytes, and this CPU stays off the fetching threads (the worker's main process, where it would wait for
+    the GIL among them)."""
     extracted = extract_article(decode_html(body, content_type), url, drop)
-    return replace(extracted, simhash=simhash(extracted.text))
+    fingerprint = text_hash(extracted.title, extracted.text) if extracted.title else None
+    return replace(extracted, simhash=simhash(extracted.text), content_hash=fingerprint)
 
 
 _WARM_UP_PAGE = (

@@ -98,6 +98,7 @@ class Extracted:
     canonical_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     simhash: int | None = None  # of the text (worker.neardup), set by `extract_page`; None: too short to judge
+    content_hash: str | None = None  # of the title and text (worker.stream.text_hash), set by `extract_page`
 
 
 class SiteV1(BaseModel):

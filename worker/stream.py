@@ -84,7 +84,13 @@ def is_published(client: redis.Redis, prefix: str, article_id: str) -> bool:
 
 def content_hash(article: Article) -> str:
     """What counts as a material change: the title or the text, whitespace aside."""
-    material = " ".join(f"{article.title}\n{article.text}".split())
+    return text_hash(article.title, article.text)
+
+
+def text_hash(title: str, text: str) -> str:
+    """`content_hash` of an article with this title and text (extraction processes compute it beside SimHash,
+    where the text was just made, rather than the worker's threads, which wait for the GIL among dozens)."""
+    material = " ".join(f"{title}\n{text}".split())
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
 
@@ -102,15 +108,17 @@ def stream_fields(article: Article, event: str = EVENT_CREATED) -> dict[str, str
 
 
 def publish_article(
-    client: redis.Redis, stream: str, prefix: str, article: Article, *, retention: Retention, marker_ttl: int
+    client: redis.Redis, stream: str, prefix: str, article: Article, *, retention: Retention, marker_ttl: int,
+    known_hash: str | None = None,
 ) -> Published:
-    """Add the article unless this version is already on the stream. Safe to call any number of times."""
+    """Add the article unless this version is already on the stream. Safe to call any number of times.
+    `known_hash`: its `content_hash`, when the caller has it already."""
     fields = stream_fields(article.model_copy(update={"revision": 1}))
     if not fields["article"].endswith(_JSON_END):
         raise ValueError(f"an article's JSON must end with {_JSON_END!r} (worker.models.Article)")
     fields["article"] = fields["article"][:-2]  # the script appends the revision and "}"
     kind, value = retention.trim_args()
-    argv: list[str | int] = [kind, value, marker_ttl, content_hash(article)]
+    argv: list[str | int] = [kind, value, marker_ttl, known_hash or content_hash(article)]
     for name, field_value in fields.items():
         argv.extend((name, field_value))
     new, entry_id, revision = client.eval(_PUBLISH, 2, published_key(prefix, article.id), stream, *argv)

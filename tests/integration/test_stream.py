@@ -10,7 +10,7 @@ import redis as redis_lib
 from tests.factories import article
 from worker.consumer import replay, subscribe
 from worker.models import Article
-from worker.stream import EVENT_CREATED, EVENT_UPDATED, Retention, is_published, publish_article
+from worker.stream import EVENT_CREATED, EVENT_UPDATED, Retention, content_hash, is_published, publish_article
 
 P = "t:"
 KEEP = Retention(maxlen=1000)
@@ -53,6 +53,14 @@ def test_changed_text_is_an_update_with_a_revision_unchanged_is_nothing(r: redis
                                                               (EVENT_UPDATED, "3")]
     latest = Article.from_json(entries[-1]["article"])
     assert (latest.revision, latest.text) == (3, "Bản sửa lần hai.")
+
+
+def test_a_content_hash_given_by_the_caller_is_the_one_compared(r: redis_lib.Redis) -> None:
+    a = article(1, "Bản đầu.")
+    first = publish_article(r, "s", P, a, retention=KEEP, marker_ttl=100, known_hash=content_hash(a))
+    again = publish_article(r, "s", P, a, retention=KEEP, marker_ttl=100)  # computed here: the same hash
+    told_changed = publish_article(r, "s", P, a, retention=KEEP, marker_ttl=100, known_hash="0" * 32)
+    assert (first.new, again.new, told_changed.revision) == (True, False, 2)
 
 
 def test_retention_by_count_and_by_age(r: redis_lib.Redis) -> None:

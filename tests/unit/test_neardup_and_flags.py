@@ -16,6 +16,7 @@ from worker.article import Origin, build_article
 from worker.extract import extract_article, extract_page
 from worker.models import Extracted, FeedEntry
 from worker.neardup import MAX_DISTANCE, simhash
+from worker.stream import content_hash
 
 STORY = " ".join(f"Câu thứ {i} của bản tin nói về mưa lớn ở Hà Nội và các tỉnh phía bắc trong tuần này." for i in range(12))
 
@@ -77,3 +78,8 @@ def test_extract_page_fingerprints_the_text_it_extracted() -> None:
     body = (Path(__file__).parents[1] / "data" / "site" / "pages" / "vnexpress_2025-10-22_fundus.html").read_bytes()
     got = extract_page(body, "text/html; charset=utf-8", "https://vnexpress.net/a.html")
     assert got.simhash is not None and got.simhash == simhash(got.text)
+    # The content hash too, the same the stream computes for an article with this title and text.
+    built = build_article("https://vnexpress.net/a.html", got, Origin())
+    assert got.content_hash is not None and got.content_hash == content_hash(built)
+    assert extract_page(body.replace(b"</p>", b" </p>", 1), "text/html; charset=utf-8",
+                        "https://vnexpress.net/a.html").content_hash == got.content_hash  # whitespace aside
