@@ -135,7 +135,8 @@ def ingest_one(url: str, feed_url: str | None, section: str | None, hints: dict[
         if earlier is not None:
             article = article.model_copy(update={"duplicate_of": earlier})
         stage = "publish"
-        same = (article.title, article.text) == (extracted.title, extracted.text)  # no title from the feed instead
+        # The page's own title and text (not the feed's title): the extraction process hashed them already.
+        same = (article.title, article.text) == (extracted.title, extracted.text)
         published = publish_article(rt.redis, s.stream, s.key_prefix, article, retention=rt.retention,
                                     marker_ttl=s.seen_ttl_seconds * 2, known_hash=extracted.content_hash if same else None)
     except HostBusy as busy:

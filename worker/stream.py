@@ -116,7 +116,7 @@ def publish_article(
     fields = stream_fields(article.model_copy(update={"revision": 1}))
     if not fields["article"].endswith(_JSON_END):
         raise ValueError(f"an article's JSON must end with {_JSON_END!r} (worker.models.Article)")
-    fields["article"] = fields["article"][:-2]  # the script appends the revision and "}"
+    fields["article"] = fields["article"].removesuffix("1}")  # the script appends the revision and "}"
     kind, value = retention.trim_args()
     argv: list[str | int] = [kind, value, marker_ttl, known_hash or content_hash(article)]
     for name, field_value in fields.items():
