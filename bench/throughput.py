@@ -7,6 +7,10 @@ Per latency (`--latency-ms 0,50,200`) a site on 127.0.0.1 serves S section feeds
   on a busy machine), before and after the pipeline, averaged;
 - naive: one process, per feed a plain GET + feedparser, per entry a plain GET + `trafilatura.extract`, for
   at most `--naive-seconds` (its pace is constant);
+- hand-made: the program issue 9's targets were set from ("level with the hand-made split"), measured here beside
+  the rest: in a process of its own, HANDMADE_THREADS threads GET the feeds (feedparser) and then every entry's
+  page, each page handed to a Pool of one process per core running the ceiling's extraction; articles/s from its
+  first feed request to its last page extracted. No Redis, Celery, politeness or deduplication;
 - pipeline: the real stack (`tasks.stack.Stack`: beat, the threaded worker, its extraction processes) from a
   cold start on a fresh private redis-server until every article is on the stream; the one local host stands
   for the many sites of a real run, so its politeness limits are lifted in the feeds file.
@@ -20,7 +24,8 @@ psutil samples the stack twice a second: peak RSS/PSS per process type, peak PSS
 extraction (Redis apart), CPU ms per article (first poll to last XADD) per type and for the rest of the machine
 ("others": it is shared, so read figures as ratios to the same run's ceiling); and Redis's command time per
 article over the whole run (`INFO commandstats`; one thread serves every worker). Last line(s), medians over
-`--repeat`: `throughput: pipeline=X/s ceiling=Y/s ratio=Z naive=W/s latency_ms=L` (L: light-load p50).
+`--repeat`: `throughput: pipeline=X/s ceiling=Y/s ratio=Z naive=W/s latency_ms=L handmade=H/s` (L: light-load
+p50; then the peers' rates with `--peers`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +64,7 @@ from worker.failures import failures_key
 
 PEERS = ("newspaper4k", "news-please")  # --peers, in the order they run
 PROCS, LIGHT_GAP = os.cpu_count() or 1, 0.7  # ceiling processes; seconds between light-load articles
+HANDMADE_THREADS = 32  # the hand-made program's fetch threads, as in the issue's table
 CHUNK = 8  # the ceiling's pages per task: the tail it leaves is at most 8 pages on one core, ~2% of 600
 PRESETS = {"quick": dict(feeds=4, articles=25, latency_ms="50", light=5, naive_seconds=4.0, timeout=40.0),
            "full": dict(feeds=12, articles=50, latency_ms="0,50,200", light=12, naive_seconds=15.0, timeout=180.0)}
@@ -101,6 +108,38 @@ def ceiling(pool: Any, jobs: list[tuple[bytes, str]]) -> tuple[float, float]:
     pool.map(_extract, jobs, chunksize=CHUNK)
     wall, cpu = time.perf_counter() - t0, sum(sum(k.cpu_times()[:2]) for k in kids) - cpu0
     return len(jobs) / wall, cpu * 1000 / len(jobs)
+
+
+def handmade(feed_urls: list[str], threads: int = HANDMADE_THREADS) -> tuple[float, int]:
+    """The hand-made program (see the module's docstring) on the site's feeds, in a spawned process of its own (its
+    threads would otherwise share a GIL with the site's): articles/s, and how many entries it extracted."""
+    ctx = multiprocessing.get_context("spawn")
+    answer, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_handmade, args=(feed_urls, threads, child), name="hand-made")
+    proc.start()
+    child.close()
+    try:
+        rate, done = answer.recv()
+    finally:
+        proc.join(30)
+    return rate, done
+
+
+def _handmade(feed_urls: list[str], threads: int, out: Any) -> None:
+    get = urllib.request.build_opener(urllib.request.ProxyHandler({})).open  # loopback, never a proxy
+    with multiprocessing.get_context("spawn").Pool(PROCS) as pool, ThreadPoolExecutor(threads) as fetchers:
+        pool.map(int, range(PROCS))  # the processes are up (and have imported this module) before the clock starts
+        extracting = list[Any]()
+
+        def fetch(link: str) -> None:
+            extracting.append(pool.apply_async(_extract, ((get(link).read(), link),)))
+
+        t0 = time.perf_counter()
+        feeds = list(fetchers.map(lambda url: feedparser.parse(get(url).read()), feed_urls))
+        for fetched in [fetchers.submit(fetch, e.link) for feed in feeds for e in feed.entries]:
+            fetched.result()
+        done = sum(bool(job.get()) for job in extracting)
+        out.send((done / (time.perf_counter() - t0), done))
 
 
 def naive(feed_urls: list[str], budget: float) -> float:
@@ -241,10 +280,11 @@ def run_once(latency_ms: int, pages: list[bytes], pool: Any, args: argparse.Name
     jobs = [(pages[i % len(pages)], url) for i, url in enumerate(bulk)]
     try:
         before = ceiling(pool, jobs)
-        result = {"latency_ms": latency_ms, "naive": naive(site.feed_urls, args.naive_seconds)}
+        result = {"latency_ms": latency_ms, "naive": naive(site.feed_urls, args.naive_seconds),
+                  "handmade": handmade(site.feed_urls)[0]}
         for name, peer in args.peer_runs.items():  # before our stack starts, like the naive loop: the machine to itself
             result[name] = peer(site.feed_urls)
-        site.found.clear()  # the naive loop read the feeds too
+        site.found.clear()  # the naive loop and the hand-made program read the feeds too
         result |= run_pipeline(site, bulk, args, pages)
         after = ceiling(pool, jobs)  # the machine is shared: its pace drifts during a run
     finally:
@@ -261,6 +301,8 @@ def report(r: dict[str, Any], n: int) -> None:
     print(f"latency {r['latency_ms']} ms, {n} articles, {PROCS} cores\n"
           f"  ceiling  {c:6.1f}/s  1.00  (before {r['ceilings'][0]:.1f}, after {r['ceilings'][1]:.1f}); "
           f"naive {r['naive']:.1f}/s = {r['naive'] / c:.2f}\n"
+          f"  hand-made {r['handmade']:5.1f}/s  {r['handmade'] / c:.2f}  ({HANDMADE_THREADS} fetch threads, {PROCS} "
+          f"extraction processes; the pipeline is {r['pipeline'] / r['handmade']:.2f} of it)\n"
           f"  pipeline {r['pipeline']:6.1f}/s  {r['ratio']:.2f}  (steady {r['steady']:.1f}/s = {r['steady'] / c:.2f}; "
           f"first feed poll {r['cold_start_s']:.1f} s after start; {r['published']}/{n} published; "
           f"failures {dict(r['failures']) or 0}{'' if r['complete'] else '; INCOMPLETE'})\n"
@@ -315,10 +357,11 @@ def main(argv: list[str] | None = None) -> int:
                 runs.setdefault(latency, []).append(run_once(latency, usable, pool, args))
                 report(runs[latency][-1], args.feeds * args.articles)
     for rs in runs.values():
-        med = {k: percentile([r[k] for r in rs], 50) for k in ("pipeline", "ceiling", "ratio", "naive", "light_p50")}
+        med = {k: percentile([r[k] for r in rs], 50)
+               for k in ("pipeline", "ceiling", "ratio", "naive", "light_p50", "handmade")}
         peer = "".join(f" {name}={percentile([r[name]['rate'] for r in rs], 50):.1f}/s" for name in PEERS if name in rs[0])
         print(f"throughput: pipeline={med['pipeline']:.1f}/s ceiling={med['ceiling']:.1f}/s ratio={med['ratio']:.2f} "
-              f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f}{peer}")
+              f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f} handmade={med['handmade']:.1f}/s{peer}")
     return 0
 
 
