@@ -190,12 +190,11 @@ def listings_and_near_duplicate(rt: Runtime, aid: str, h: int | None) -> tuple[t
     """In one round trip: the feeds that list the article, and an earlier article with nearly the same text
     (SimHash `h`; None for a text too short to judge), this one's text remembered for later ones."""
     s = rt.settings
-    pipe = rt.redis.pipeline(transaction=False)
-    pipe.smembers(listed_key(s.key_prefix, aid))
-    if h is not None:
-        pipe.eval(*find_and_remember_args(s.key_prefix, aid, h, s.seen_ttl_seconds))
-    listed, *bands = pipe.execute()
-    return tuple(sorted(listed)), nearest(bands[0], aid, h) if h is not None else None
+    if h is None:
+        return tuple(sorted(rt.redis.smembers(listed_key(s.key_prefix, aid)))), None
+    *bands, listed = rt.redis.eval(*find_and_remember_args(s.key_prefix, aid, h, s.seen_ttl_seconds,
+                                                           also_read=(listed_key(s.key_prefix, aid),)))
+    return tuple(sorted(listed)), nearest(bands, aid, h)
 
 
 def _fail(url: str, feed_url: str | None, stage: str, exc: IngestError, attempts: int) -> None:

@@ -20,14 +20,19 @@ MAX_DISTANCE = 3
 BANDS = 4
 BAND_CAP = 100  # members per band: the same story seen 10,000 times must not make each lookup read 10,000
 _WORD = re.compile(r"\w+")
-# KEYS: the band sets. ARGV: member (id:hash), ttl, cap. Returns each band's members as they were; adds the member
-# to the bands that hold fewer than `cap` (a full band already holds enough earlier texts to match against).
+# KEYS: the band sets, then other sets to read in the same round trip. ARGV: member (id:hash), ttl, cap, number of
+# bands. Returns each band's members as they were, then each other set's members; adds the member to the bands
+# that hold fewer than `cap` (a full band already holds enough earlier texts to match against).
 _FIND_AND_REMEMBER = """
-local found = {}
+local found, cap, bands = {}, tonumber(ARGV[3]), tonumber(ARGV[4])
 for i, key in ipairs(KEYS) do
-  found[i] = redis.call('SRANDMEMBER', key, tonumber(ARGV[3]))
-  if #found[i] < tonumber(ARGV[3]) then redis.call('SADD', key, ARGV[1]) end
-  redis.call('EXPIRE', key, ARGV[2])
+  if i > bands then
+    found[i] = redis.call('SMEMBERS', key)
+  else
+    found[i] = redis.call('SRANDMEMBER', key, cap)
+    if #found[i] < cap then redis.call('SADD', key, ARGV[1]) end
+    redis.call('EXPIRE', key, ARGV[2])
+  end
 end
 return found
 """
@@ -60,10 +65,13 @@ def find_and_remember(client: redis.Redis, prefix: str, article_id: str, h: int,
     return nearest(client.eval(*find_and_remember_args(prefix, article_id, h, ttl_seconds)), article_id, h)
 
 
-def find_and_remember_args(prefix: str, article_id: str, h: int, ttl_seconds: int) -> tuple[str | int, ...]:
-    """The EVAL arguments of `find_and_remember`, to send in a pipeline with other commands; `nearest` reads its
-    answer."""
-    return _FIND_AND_REMEMBER, BANDS, *_band_keys(prefix, h), f"{article_id}:{h:016x}", ttl_seconds, BAND_CAP
+def find_and_remember_args(prefix: str, article_id: str, h: int, ttl_seconds: int,
+                           also_read: tuple[str, ...] = ()) -> tuple[str | int, ...]:
+    """The EVAL arguments of `find_and_remember`, which also reads the members of the sets `also_read` (one round
+    trip for a caller that needs them too). Its answer: the bands' members (`nearest` reads them, the first
+    BANDS items), then each of those sets' members."""
+    return (_FIND_AND_REMEMBER, BANDS + len(also_read), *_band_keys(prefix, h), *also_read,
+            f"{article_id}:{h:016x}", ttl_seconds, BAND_CAP, BANDS)
 
 
 def nearest(bands: list[list[str | bytes]], article_id: str, h: int) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from tasks.runtime import Runtime
 from tasks.stack import PrivateRedis
 from tests.factories import queued_tasks
 from worker.failures import list_failures
+from worker.seen import note_listing
+from worker.urls import article_id
 
 PAGES = Path(__file__).parents[1] / "data" / "site" / "pages"
 PAGE = (PAGES / "vnexpress_2025-10-22_fundus.html").read_bytes()
@@ -48,6 +51,24 @@ def test_a_batch_publishes_its_articles_and_records_its_failures(rt: Runtime, si
     assert [(f["url"], f["reason"]) for f in list_failures(r, rt.settings.key_prefix)] == [(missing, "http_404")]
     assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(a), entry(b)]) == 0  # a redelivery: already there,
     assert r.xlen(rt.settings.stream) == 2 and site.hits["/a.html"] == 1  # and nothing fetched again
+
+
+def test_an_article_names_every_feed_listing_it_and_the_earlier_article_with_its_text(
+        rt: Runtime, site: LocalSite, r: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, copy, short = site.add("/a.html", PAGE), site.add("/copy.html", PAGE), site.add("/b.html", OTHER)
+    prefix, ttl = rt.settings.key_prefix, rt.settings.seen_ttl_seconds
+    note_listing(r, prefix, site.url("/rss"), [article_id(u) for u in (first, copy, short)], ttl)
+    note_listing(r, prefix, site.url("/other.rss"), [article_id(copy), article_id(short)], ttl)
+    assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(first), entry(copy)]) == 2
+    extract = Runtime.extract
+    monkeypatch.setattr(Runtime, "extract", lambda *args: replace(extract(*args), simhash=None))
+    assert ingest_batch(site.url("/rss"), "S", "Feed", [entry(short)]) == 1  # as a text too short to compare
+    articles = {f["url"]: json.loads(f["article"]) for _, f in r.xrange(rt.settings.stream)}
+    assert articles[first]["feed_urls"] == [site.url("/rss")] and articles[first]["duplicate_of"] is None
+    assert articles[copy]["feed_urls"] == [site.url("/rss"), site.url("/other.rss")]
+    assert articles[copy]["duplicate_of"] == article_id(first)
+    assert articles[short]["feed_urls"] == [site.url("/rss"), site.url("/other.rss")]
+    assert articles[short]["duplicate_of"] is None
 
 
 def test_an_entry_to_retry_goes_on_as_its_own_task(rt: Runtime, site: LocalSite, r: redis_lib.Redis) -> None:
