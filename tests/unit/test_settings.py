@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,17 @@ def test_task_events_off_unless_asked() -> None:
     off, on = celery_config(load_settings({})), celery_config(load_settings({"INGEST_TASK_EVENTS": "true"}))
     assert (off["worker_send_task_events"], off["task_send_sent_event"]) == (False, False)
     assert (on["worker_send_task_events"], on["task_send_sent_event"]) == (True, True)
+
+
+def test_a_starting_worker_shortens_the_gil_switch_interval() -> None:
+    from celery.signals import worker_init
+
+    from tasks.app import GIL_SWITCH_SECONDS, app
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        worker_init.send(sender=None, app=app)  # what Celery sends as a worker starts, before it takes tasks
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_SECONDS) and GIL_SWITCH_SECONDS < 0.005
+    finally:
+        sys.setswitchinterval(before)
