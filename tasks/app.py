@@ -37,7 +37,7 @@ TASK_ROUTES = {
 
 # The worker runs its tasks on threads of one process. A thread back from a socket waits for the GIL while another
 # parses a feed or builds an article, up to the switch interval (5 ms by default): at the cold start, when every
-# feed is parsed at once, the consumer took one message per 5-10 ms. At 1 ms the throughput benchmark ran faster at
+# feed is parsed at once, the consumer took one message per 7-12 ms. At 1 ms the throughput benchmark ran faster at
 # 200 ms latency in 6 of 6 alternating pairs (+0.01 to +0.08 of the ceiling), for no more CPU per article.
 GIL_SWITCH_SECONDS = 0.001
 
