@@ -99,11 +99,12 @@ def test_flower_lists_the_worker_and_the_finished_article_task(
             # task_send_sent_event: the send is an event too; a client setting, which Flower cannot turn on.
             assert bool(task["sent"]) == task_events
 
-            # A live inspect through the broker. Flower waits --inspect_timeout for the replies and lists only
-            # the workers that answered in time, so a busy machine can need another try.
+            # A live inspect through the broker. Flower sends one inspect command per field and waits
+            # --inspect_timeout for each one's replies, keeping only the fields answered in time, so a busy machine
+            # can need another try.
             def inspected_worker() -> dict[str, Any] | None:
                 info = (api("/api/workers", refresh="true") or {}).get(name)
-                return info if info and info.get("registered") else None
+                return info if info and info.get("registered") and info.get("active_queues") else None
 
             inspected = until(inspected_worker, "the worker's answer to a live inspect", procs)
             assert "news.ingest_article" in inspected["registered"]
