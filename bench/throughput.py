@@ -110,6 +110,11 @@ def ceiling(pool: Any, jobs: list[tuple[bytes, str]]) -> tuple[float, float]:
     return len(jobs) / wall, cpu * 1000 / len(jobs)
 
 
+def _plain_get() -> Any:
+    """urllib's `open` as a plain script would use it, except that the site is on the loopback: never a proxy."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({})).open
+
+
 def handmade(feed_urls: list[str], threads: int = HANDMADE_THREADS) -> tuple[float, int]:
     """The hand-made program (see the module's docstring) on the site's feeds, in a spawned process of its own (its
     threads would otherwise share a GIL with the site's): articles/s, and how many entries it extracted."""
@@ -126,7 +131,7 @@ def handmade(feed_urls: list[str], threads: int = HANDMADE_THREADS) -> tuple[flo
 
 
 def _handmade(feed_urls: list[str], threads: int, out: Any) -> None:
-    get = urllib.request.build_opener(urllib.request.ProxyHandler({})).open  # loopback, never a proxy
+    get = _plain_get()
     with multiprocessing.get_context("spawn").Pool(PROCS) as pool, ThreadPoolExecutor(threads) as fetchers:
         pool.map(int, range(PROCS))  # the processes are up (and have imported this module) before the clock starts
         extracting = list[Any]()
@@ -143,7 +148,7 @@ def _handmade(feed_urls: list[str], threads: int, out: Any) -> None:
 
 
 def naive(feed_urls: list[str], budget: float) -> float:
-    get = urllib.request.build_opener(urllib.request.ProxyHandler({})).open  # loopback, never a proxy
+    get = _plain_get()
     done, t0 = 0, time.perf_counter()
     for link in (e.link for feed in feed_urls for e in feedparser.parse(get(feed).read()).entries):
         trafilatura.extract(get(link).read(), url=link, with_metadata=True)
