@@ -45,7 +45,7 @@ def load(stop: threading.Event, threads: int, sleep: float, work: float) -> None
 
 
 def extract_all(pool: ExtractorPool, jobs: list[tuple[bytes, str]]) -> tuple[float, float]:
-    """Pages/s and CPU ms per page of the pool's processes (this process's only children then)."""
+    """Pages/s and CPU ms per page of the pool's processes."""
 
     def one(job: tuple[bytes, str]) -> None:
         try:
@@ -53,7 +53,7 @@ def extract_all(pool: ExtractorPool, jobs: list[tuple[bytes, str]]) -> tuple[flo
         except Exception:  # noqa: BLE001 - a page refused as no article costs its CPU all the same
             pass
 
-    kids = psutil.Process().children()
+    kids = [psutil.Process(pid) for pid in pool.pids()]
     cpu0, t0 = sum(sum(k.cpu_times()[:2]) for k in kids), time.perf_counter()
     with ThreadPoolExecutor(4 * pool.processes) as threads:
         list(threads.map(one, jobs))

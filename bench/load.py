@@ -36,7 +36,7 @@ from kombu.transport.redis import Channel
 from config import Settings, load_settings
 from demo.newssite import SHARED_DATA, NewsSite, read_pages
 from tasks.app import ARTICLES_QUEUE
-from tasks.stack import PrivateRedis, Stack, free_port
+from tasks.stack import PrivateRedis, Stack, free_port, role_under_worker
 from worker.failures import failures_key
 from worker.urls import article_id, canonical_url
 
@@ -63,8 +63,9 @@ class Peak:
 
 class Sampler(threading.Thread):
     """Samples the stack's processes every `every` s: per process the kernel's RSS high-water mark and PSS.
-    Types: the given roots (scheduler, worker, redis) and the worker's children (extraction processes, and the
-    multiprocessing resource tracker). `now` holds each type's current largest RSS, for growth over the run."""
+    Types: the given roots (scheduler, worker, redis) and the worker's descendants (`tasks.stack.role_under_worker`:
+    extraction processes, their fork server, multiprocessing's resource tracker). `now` holds each type's current
+    largest RSS, for growth over the run."""
 
     def __init__(self, roots: dict[str, int], every: float = 0.25) -> None:
         super().__init__(daemon=True)
@@ -86,15 +87,15 @@ class Sampler(threading.Thread):
     def sample(self) -> None:
         procs = list(self.roots.items())
         try:
-            children = self.roots["worker"].children()
+            children = self.roots["worker"].children(recursive=True)
         except psutil.Error:
             children = []
         for child in children:
             try:
-                kind = "tracker" if "resource_tracker" in " ".join(child.cmdline()) else "extraction"
+                procs.append((role_under_worker(" ".join(child.cmdline()), child.ppid() == self.roots["worker"].pid),
+                              child))
             except psutil.Error:
                 continue
-            procs.append((kind, child))
         now: dict[str, float] = {}
         for kind, proc in procs:
             try:

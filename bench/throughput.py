@@ -56,7 +56,7 @@ import yaml
 
 from config import load_settings
 from demo.newssite import SHARED_DATA, NewsSite, read_pages
-from tasks.stack import PrivateRedis, Stack, free_port
+from tasks.stack import PrivateRedis, Stack, free_port, role_under_worker
 from worker.charset import decode_html
 from worker.errors import IngestError
 from worker.extract import extract_article
@@ -171,7 +171,7 @@ class Sampler(threading.Thread):
         self.procs = {role: psutil.Process(pid) for role, pid in pids.items()}
         self.rss, self.pss, self.stack_pss, self.done = dict[str, float](), dict[str, float](), 0.0, threading.Event()
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (type, CPU seconds when last seen)
-        self.children: list[psutil.Process] = []
+        self.children: list[tuple[str, psutil.Process]] = []
         self.samples = 0
         self.start()
 
@@ -184,10 +184,11 @@ class Sampler(threading.Thread):
         and the machine's."""
         full, total = full or self.samples % self.PSS_EVERY == 0, 0.0
         self.samples += 1
-        if full:  # the worker's children: extraction (and a tiny resource tracker)
+        if full:  # the worker's descendants: the extraction processes, their fork server, a tiny resource tracker
             with contextlib.suppress(psutil.Error):
-                self.children = self.procs["worker"].children()
-        procs = [*self.procs.items(), *(("extraction", c) for c in self.children)]
+                worker = self.procs["worker"]
+                self.children = [(process_role(c, worker.pid), c) for c in worker.children(recursive=True)]
+        procs = [*self.procs.items(), *self.children]
         for role, proc in procs:
             try:
                 cpu, rss = proc.cpu_times(), proc.memory_info().rss / 2**20
@@ -203,6 +204,13 @@ class Sampler(threading.Thread):
         for role, seconds in self.cpu.values():
             out[role] = out.get(role, 0.0) + seconds
         return out
+
+
+def process_role(proc: psutil.Process, worker: int) -> str:
+    try:
+        return role_under_worker(" ".join(proc.cmdline()), proc.ppid() == worker)
+    except psutil.Error:
+        return "extraction"
 
 
 def profile(pid: int, out: Path) -> subprocess.Popen[bytes]:

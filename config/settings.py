@@ -74,7 +74,8 @@ class Settings(BaseModel):
     # as a failure `extract_timeout` (no deadline when extract_processes is 0).
     extract_timeout: float = Field(20.0, gt=0)
     # An extraction process whose resident memory passes this many MiB after a page is replaced by a fresh one
-    # (tasks.extractors: they level off near 195 on real pages; a new one costs about 0.85 s of CPU).
+    # (tasks.extractors: they level off near 195 on real pages; a new one is forked ready from a warm fork server
+    # on Linux, in tens of milliseconds, spawned elsewhere at about a second of CPU).
     extract_max_memory_mb: int = Field(200, ge=64)
     max_attempts: int = Field(5, ge=1)
     retry_base_delay: float = Field(10.0, gt=0)

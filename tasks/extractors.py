@@ -15,10 +15,16 @@ otherwise) and the page fails as `PermanentError("extract_timeout")`; a process 
 process. A process is replaced when it died, when its resident memory after a page passes `max_rss` bytes, or
 after `max_tasks` pages; a new one runs `initializer` (the warm-up) before its first page.
 
+Starting a process. Where there is a fork server (Linux), the processes are forked from it, and it has imported
+the `preload` modules once (the worker's: the extraction stack, warmed): a new process is ready in tens of
+milliseconds, and shares those pages with the others until it writes to them. Elsewhere a process is spawned: a
+fresh interpreter, its imports and warm-up, about a second of CPU. Never a fork of the threaded worker itself.
+
 Memory. A process's resident memory grows over its first few hundred pages to the high-water mark of the largest
-ones, then stays there (real pages: 145 MiB warm, 203 MiB after 500 pages, the same after 4,000). Starting a process
-again costs about 0.85 s of CPU, so replacing it every few hundred pages "to bound its memory" cost more than a
-tenth of the extraction's CPU; it is replaced on its measured memory instead. Allocations of 128 KiB and more (a
+ones, then stays there (real pages: 145 MiB warm, 203 MiB after 500 pages, the same after 4,000); one-off caches
+can add to it (trafilatura's jusText fallback, on a page of no known language, keeps every language's stopwords:
+about 34 MiB). Replacing a process every few hundred pages "to bound its memory" cost more than a tenth of the
+extraction's CPU when a start cost a second; it is replaced on its measured memory instead. Allocations of 128 KiB and more (a
 page's text and buffers) get their own mapping, returned to the system when freed, rather than glibc's default
 threshold, which rises after such frees and leaves them in the heap: 195 MiB instead of 203, at the same speed.
 """
@@ -32,7 +38,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -46,7 +52,7 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 def _serve(conn: Connection, initializer: Callable[[], object] | None) -> None:
     """An extraction process: run `(fn, args)` jobs from the pipe, answer `(True, result, rss)` or `(False, error,
     rss)` (`rss`: its resident memory in bytes after the job, 0 if unknown), until the pipe closes."""
-    _fix_mmap_threshold()
+    fix_mmap_threshold()
     if initializer is not None:
         initializer()
     while True:
@@ -64,13 +70,24 @@ def _serve(conn: Connection, initializer: Callable[[], object] | None) -> None:
             conn.send((False, RuntimeError(f"unpicklable answer: {type(exc).__name__}: {exc}"[:300]), answer[2]))
 
 
-def _fix_mmap_threshold() -> None:
+def fix_mmap_threshold() -> None:
     # The process's own symbols include the C library's: no `ctypes.util.find_library`, which runs `ldconfig -p`
     # (12 ms at every start).
     try:
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     except (OSError, AttributeError, TypeError):  # not glibc (no mallopt): its own allocator's defaults
         pass
+
+
+def _context(preload: Sequence[str]) -> Any:
+    """Processes forked from a fork server that imported `preload` (where there is one: Linux), else spawned: never
+    a fork of the threaded worker itself. The fork server is one per process: the first pool to start a process
+    sets what it preloads."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))
+    return ctx
 
 
 def _rss() -> int:
@@ -127,11 +144,12 @@ class ExtractorPool:
     """`processes` extraction processes (started on first use); `run(fn, *args)` runs `fn` in one of them."""
 
     def __init__(self, processes: int, timeout: float, max_tasks: int, *, depth: int = 2,
-                 initializer: Callable[[], object] | None = None, max_rss: int | None = None) -> None:
+                 initializer: Callable[[], object] | None = None, max_rss: int | None = None,
+                 preload: Sequence[str] = ()) -> None:
         self.processes, self.timeout, self.max_tasks, self.depth = processes, timeout, max_tasks, depth
         self.max_rss = max_rss
         self.initializer = initializer
-        self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded worker
+        self._ctx = _context(preload)
         self._slots: list[_Extractor | None] = [None] * processes
         self._room = threading.Condition()
         self._closed = False

@@ -176,7 +176,8 @@ class Runtime:
 
                 s = self.settings
                 self._pool = ExtractorPool(s.extract_processes, s.extract_timeout, EXTRACTIONS_PER_PROCESS,
-                                           initializer=warm, max_rss=s.extract_max_memory_mb * 2**20)
+                                           initializer=warm, max_rss=s.extract_max_memory_mb * 2**20,
+                                           preload=("tasks.extraction_preload",))
             return self._pool
 
     def warm_up(self) -> None:

@@ -85,6 +85,18 @@ class PrivateRedis:
             self.proc.wait()
 
 
+def role_under_worker(command: str, child_of_worker: bool) -> str:
+    """What a process under the worker is: `forkserver` (the extraction processes' fork server), `tracker`
+    (multiprocessing's resource tracker) or `extraction`. By its command line if the worker started it; the fork
+    server's children are extraction processes, and keep its command line."""
+    if child_of_worker:
+        for role, mark in (("forkserver", "multiprocessing.forkserver import main"),
+                           ("tracker", "multiprocessing.resource_tracker import main")):
+            if mark in command:
+                return role
+    return "extraction"
+
+
 def ingest_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "tasks.cli", *args]
 

@@ -1,7 +1,8 @@
 """A stand-in for `worker.extract.extract_page` that can be told to hang, for the extraction deadline's tests.
 
-It lives in an importable module because the extraction pool spawns its processes: a function handed to the
-pool travels by name, so a test monkeypatches `worker.extract.extract_page` with this one.
+It lives in an importable module because the extraction pool's processes are not forks of the test process (a
+fork server's children, or spawned): a function handed to the pool travels by name, so a test monkeypatches
+`worker.extract.extract_page` with this one.
 """
 
 from __future__ import annotations

@@ -4,7 +4,11 @@ crashing page, with real pages: tests/integration/test_hostile_input.py.)"""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -122,3 +126,30 @@ def test_without_max_rss_memory_does_not_replace_a_process(pools: list[Extractor
     pool = make(pools)
     first = pool.run(hold, 150)
     assert pool.run(job)[0] == first
+
+
+def lineage() -> tuple[int, int, int | None]:
+    """Runs in an extraction process: its pid, its parent's, and the pid of the process that imported
+    tests.preload_probe (None if no process did: this one has not)."""
+    probe = sys.modules.get("tests.preload_probe")
+    return os.getpid(), os.getppid(), getattr(probe, "LOADED_IN", None)
+
+
+def test_processes_are_forked_from_one_server_that_imported_the_preload_modules() -> None:
+    """Every process, replacements included, starts as a fork of the server, with what it imported: ready in
+    milliseconds, not an interpreter's start and imports. In a fresh interpreter: the fork server is one per
+    process, and this one's may already run with another pool's preload."""
+    script = textwrap.dedent("""
+        import json, os
+        from tasks.extractors import ExtractorPool
+        from tests.integration.test_extractors import lineage
+        pool = ExtractorPool(1, 30.0, 2, preload=["tests.preload_probe"])
+        print(json.dumps([os.getpid(), [pool.run(lineage) for _ in range(3)]]))
+        pool.close()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr[-2000:]
+    me, ((first, server, loaded), again, (third, server3, loaded3)) = json.loads(done.stdout)
+    assert again[0] == first != third  # replaced after max_tasks (2) pages
+    assert loaded == server == server3 != me  # imported once, by the server both are forked from

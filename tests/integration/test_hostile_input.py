@@ -510,7 +510,10 @@ def test_a_link_farm_at_the_page_cap_is_extracted_within_bounds(settings: Settin
 
 
 def _pool_processes() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
+    """This process's extraction processes: the children of its fork server (they keep its command line)."""
+    me = psutil.Process()
+    return [p for p in me.children(recursive=True)
+            if p.ppid() != me.pid and "multiprocessing.forkserver" in " ".join(p.cmdline())]
 
 
 def test_an_extraction_past_its_deadline_is_killed_and_the_page_behind_it_goes_to_a_new_process(
