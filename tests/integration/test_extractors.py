@@ -135,21 +135,47 @@ def lineage() -> tuple[int, int, int | None]:
     return os.getpid(), os.getppid(), getattr(probe, "LOADED_IN", None)
 
 
+def _in_fresh_interpreter(script: str) -> object:
+    """Run `script` in a new interpreter (the fork server is one per process, and this one's may already run with
+    another pool's preload) from the checkout; what it printed, as JSON."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
 def test_processes_are_forked_from_one_server_that_imported_the_preload_modules() -> None:
     """Every process, replacements included, starts as a fork of the server, with what it imported: ready in
-    milliseconds, not an interpreter's start and imports. In a fresh interpreter: the fork server is one per
-    process, and this one's may already run with another pool's preload."""
-    script = textwrap.dedent("""
+    milliseconds, not an interpreter's start and imports."""
+    me, answers = _in_fresh_interpreter("""
         import json, os
         from tasks.extractors import ExtractorPool
         from tests.integration.test_extractors import lineage
         pool = ExtractorPool(1, 30.0, 2, preload=["tests.preload_probe"])
         print(json.dumps([os.getpid(), [pool.run(lineage) for _ in range(3)]]))
         pool.close()
-    """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert done.returncode == 0, done.stderr[-2000:]
-    me, ((first, server, loaded), again, (third, server3, loaded3)) = json.loads(done.stdout)
+    """)  # type: ignore[misc]
+    (first, server, loaded), again, (third, server3, loaded3) = answers
     assert again[0] == first != third  # replaced after max_tasks (2) pages
     assert loaded == server == server3 != me  # imported once, by the server both are forked from
+
+
+def preloaded_state() -> tuple[bool, bool, int]:
+    """Runs in an extraction process: the extraction stack already loaded, and how many objects the garbage
+    collector leaves alone (frozen before the fork)."""
+    import gc
+
+    return "trafilatura" in sys.modules, "worker.extract" in sys.modules, gc.get_freeze_count()
+
+
+def test_the_workers_preload_forks_processes_with_the_extraction_stack_loaded_and_frozen() -> None:
+    loaded, extract, frozen = _in_fresh_interpreter("""
+        import json
+        from tasks.extractors import ExtractorPool
+        from tests.integration.test_extractors import preloaded_state
+        pool = ExtractorPool(1, 30.0, 10, preload=["tasks.extraction_preload"])
+        print(json.dumps(pool.run(preloaded_state)))
+        pool.close()
+    """)  # type: ignore[misc]
+    assert loaded and extract
+    assert frozen > 10_000  # the stack's objects: a collection in the process would copy every page they are on
