@@ -24,8 +24,9 @@ psutil samples the stack twice a second: peak RSS/PSS per process type, peak PSS
 extraction (Redis apart), CPU ms per article (first poll to last XADD) per type and for the rest of the machine
 ("others": it is shared, so read figures as ratios to the same run's ceiling); and Redis's command time per
 article over the whole run (`INFO commandstats`; one thread serves every worker). Last line(s), medians over
-`--repeat`: `throughput: pipeline=X/s ceiling=Y/s ratio=Z naive=W/s latency_ms=L handmade=H/s` (L: light-load
-p50; then the peers' rates with `--peers`).
+`--repeat`: `throughput: pipeline=X/s ceiling=Y/s ratio=Z naive=W/s latency_ms=L handmade=H/s share=S` (L: light-load
+p50; S: extraction's share of the machine's CPU during the run, which the machine's drift does not move; then the
+peers' rates with `--peers`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ def redis_time(commandstats: dict[str, dict[str, float]], n: int, top: int = 3) 
     total = sum(usec.values())
     lead = sorted(usec.items(), key=lambda kv: -kv[1])[:top]
     return total / max(n, 1), ", ".join(f"{name} {100 * t / total:.0f}%" for name, t in lead) if total else ""
+
+
+def extraction_share(cpu_ms: dict[str, float]) -> float:
+    """Extraction's share of all the CPU the machine used in the run (`cpu_ms`: per process type and `others`).
+    Measured in the same seconds as the rest, it does not drift with the machine's speed as a ratio to a ceiling
+    measured before and after does; a run reaches `share x busy` of the ceiling when extraction costs per page
+    what it costs alone."""
+    total = sum(cpu_ms.values())
+    return cpu_ms.get("extraction", 0.0) / total if total > 0 else 0.0
 
 
 def ceiling(pool: Any, jobs: list[tuple[bytes, str]]) -> tuple[float, float]:
@@ -281,7 +291,7 @@ def run_pipeline(site: NewsSite, bulk: list[str], args: argparse.Namespace, spar
         "steady": 0.8 * n / (percentile(times, 90) - percentile(times, 10)) if n > 10 else 0.0,
         **{f"{k}_p{q}": percentile(v, q) for k, v in (("load", load), ("light", quiet)) for q in (50, 95)},
         "rss": sampler.rss, "pss": sampler.pss, "stack_pss": sampler.stack_pss, "cpu_ms": cpu,
-        "busy": (cpu1["machine"] - cpu0["machine"]) / (wall * PROCS),
+        "busy": (cpu1["machine"] - cpu0["machine"]) / (wall * PROCS), "share": extraction_share(cpu),
         "redis_us": redis_time(commandstats, n + len(light)),
     }
 
@@ -323,7 +333,8 @@ def report(r: dict[str, Any], n: int) -> None:
           f"under load p50 {r['load_p50']:.0f} p95 {r['load_p95']:.0f}\n"
           f"  peak MB RSS/PSS: {mem}; stack PSS (Redis apart) {r['stack_pss']:.0f}\n"
           f"  CPU ms/article: {cpu}; ours {sum(cpu_ms.values()) - cpu_ms['others']:.1f}, "
-          f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%\n"
+          f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%; extraction's share of the CPU "
+          f"{r['share']:.2f}\n"
           f"  Redis command time: {r['redis_us'][0]:.0f} us/article ({r['redis_us'][1]})", flush=True)
     for name in PEERS:
         if (p := r.get(name)) is not None:
@@ -371,10 +382,11 @@ def main(argv: list[str] | None = None) -> int:
                 report(runs[latency][-1], args.feeds * args.articles)
     for rs in runs.values():
         med = {k: percentile([r[k] for r in rs], 50)
-               for k in ("pipeline", "ceiling", "ratio", "naive", "light_p50", "handmade")}
+               for k in ("pipeline", "ceiling", "ratio", "naive", "light_p50", "handmade", "share")}
         peer = "".join(f" {name}={percentile([r[name]['rate'] for r in rs], 50):.1f}/s" for name in PEERS if name in rs[0])
         print(f"throughput: pipeline={med['pipeline']:.1f}/s ceiling={med['ceiling']:.1f}/s ratio={med['ratio']:.2f} "
-              f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f} handmade={med['handmade']:.1f}/s{peer}")
+              f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f} handmade={med['handmade']:.1f}/s "
+              f"share={med['share']:.2f}{peer}")
     return 0
 
 

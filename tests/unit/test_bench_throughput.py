@@ -1,4 +1,5 @@
-"""The throughput benchmark's pure helpers (bench/throughput.py): percentiles and poll-to-XADD latencies."""
+"""The throughput benchmark's pure helpers (bench/throughput.py): percentiles, poll-to-XADD latencies, Redis's time and
+extraction's share of the CPU."""
 
 from __future__ import annotations
 
@@ -44,3 +45,10 @@ def test_redis_time_is_command_usec_per_article_with_the_leading_commands() -> N
     per_article, lead = bench.redis_time(stats, 10, top=2)
     assert per_article == 400.0 and lead == "eval 75%, xadd 15%"
     assert bench.redis_time({}, 10) == (0.0, "")
+
+
+def test_extraction_share_is_its_cpu_over_all_the_machine_used() -> None:
+    cpu = {"extraction": 16.0, "worker": 2.5, "redis": 0.5, "bench": 0.5, "scheduler": 0.2, "others": 0.3}
+    assert bench.extraction_share(cpu) == pytest.approx(16.0 / 20.0)
+    assert bench.extraction_share({"worker": 1.0}) == 0.0  # no extraction process seen
+    assert bench.extraction_share({}) == 0.0
