@@ -334,7 +334,7 @@ def report(r: dict[str, Any], n: int) -> None:
           f"  peak MB RSS/PSS: {mem}; stack PSS (Redis apart) {r['stack_pss']:.0f}\n"
           f"  CPU ms/article: {cpu}; ours {sum(cpu_ms.values()) - cpu_ms['others']:.1f}, "
           f"ceiling {r['ceiling_cpu_ms']:.1f}; machine busy {100 * r['busy']:.0f}%; extraction's share of the CPU "
-          f"{r['share']:.2f}\n"
+          f"{r['share']:.3f}\n"
           f"  Redis command time: {r['redis_us'][0]:.0f} us/article ({r['redis_us'][1]})", flush=True)
     for name in PEERS:
         if (p := r.get(name)) is not None:
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         peer = "".join(f" {name}={percentile([r[name]['rate'] for r in rs], 50):.1f}/s" for name in PEERS if name in rs[0])
         print(f"throughput: pipeline={med['pipeline']:.1f}/s ceiling={med['ceiling']:.1f}/s ratio={med['ratio']:.2f} "
               f"naive={med['naive']:.1f}/s latency_ms={med['light_p50']:.0f} handmade={med['handmade']:.1f}/s "
-              f"share={med['share']:.2f}{peer}")
+              f"share={med['share']:.3f}{peer}")
     return 0
 
 
