@@ -24,9 +24,10 @@ Memory. A process's resident memory grows over its first few hundred pages to th
 ones, then stays there (real pages: 145 MiB warm, 203 MiB after 500 pages, the same after 4,000); one-off caches
 can add to it (trafilatura's jusText fallback, on a page of no known language, keeps every language's stopwords:
 about 34 MiB). Replacing a process every few hundred pages "to bound its memory" cost more than a tenth of the
-extraction's CPU when a start cost a second; it is replaced on its measured memory instead. Allocations of 128 KiB and more (a
-page's text and buffers) get their own mapping, returned to the system when freed, rather than glibc's default
-threshold, which rises after such frees and leaves them in the heap: 195 MiB instead of 203, at the same speed.
+extraction's CPU when a start cost a second; it is replaced on its measured memory instead. Allocations of 128 KiB
+and more (a page's text and buffers) get their own mapping, returned to the system when freed, rather than glibc's
+default threshold, which rises after such frees and leaves them in the heap: 195 MiB instead of 203, at the same
+speed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The worker's extraction processes (tasks/extractors.py) with small stand-in jobs: answers and errors travel back,
-processes are recycled, lines hold `depth` pages, and close() lets the pages in flight finish. (The deadline and a
-crashing page, with real pages: tests/integration/test_hostile_input.py.)"""
+processes are recycled, lines hold `depth` pages, close() lets the pages in flight finish, and processes are forked
+from a fork server that preloaded the modules asked for. (The deadline and a crashing page, with real pages:
+tests/integration/test_hostile_input.py.)"""
 
 from __future__ import annotations
 
