@@ -170,7 +170,7 @@ def naive(feed_urls: list[str], budget: float) -> float:
 
 class Sampler(threading.Thread):
     """Peak RSS/PSS (MB) per process type, peak PSS of the stack (Redis apart), CPU seconds. RSS and CPU are cheap
-    to read and read twice a second; PSS (the kernel walks every page table) and the worker's children (a scan of
+    to read and read twice a second; PSS (the kernel walks every page table) and the worker's descendants (a scan of
     /proc) cost milliseconds a process, on the cores the pipeline runs on, so they are read every PSS_EVERY
     samples: memory plateaus within a second of start-up, so the peaks stand."""
 

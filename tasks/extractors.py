@@ -82,8 +82,8 @@ def fix_mmap_threshold() -> None:
 
 def _context(preload: Sequence[str]) -> Any:
     """Processes forked from a fork server that imported `preload` (where there is one: Linux), else spawned: never
-    a fork of the threaded worker itself. The fork server is one per process: the first pool to start a process
-    sets what it preloads."""
+    a fork of the threaded worker itself. The fork server is one per process and imports its preload when it
+    starts: that of the last pool made in this process before then."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")

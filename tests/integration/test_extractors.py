@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+from demo.site import REPO
 from tasks.extractors import ExtractorPool
 from worker.errors import PermanentError, TemporaryError
 
@@ -140,7 +141,7 @@ def _in_fresh_interpreter(script: str) -> object:
     """Run `script` in a new interpreter (the fork server is one per process, and this one's may already run with
     another pool's preload) from the checkout; what it printed, as JSON."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
-                          timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                          timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
